@@ -1,0 +1,74 @@
+# hardenkit: `make demo` shows it, `make test` proves it. Both set everything up first
+# on a Debian machine as root: Debian packages, .venv, the Docker engine, base images.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+BIN       := $(CURDIR)/$(VENV)/bin
+PYTHON    ?= python3
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+# Targets behind an intercepting proxy must trust the control node's CA bundle.
+export HARDENKIT_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+
+# Every Molecule scenario; `make test` runs them all.
+SCENARIOS := default
+
+.PHONY: help setup system venv docker images lint unit molecule test test-quick demo demo-clean clean
+
+help:
+	@echo "make demo        harden a local Docker container playing the broken server, show the report"
+	@echo "make demo-clean  remove the demo container"
+	@echo "make test        lint, unit tests and every Molecule scenario ($(SCENARIOS))"
+	@echo "make test-quick  lint, unit tests and the default scenario"
+	@echo "make lint | unit | molecule SCENARIOS=default"
+
+setup: system venv docker images
+
+system:
+	@scripts/install-system.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+docker: system
+	@scripts/docker-up.sh
+
+images: docker
+	@scripts/build-images.sh
+
+lint: venv
+	yamllint --strict .
+	ansible-lint --profile production
+	ruff check .
+
+unit: venv
+	pytest
+
+molecule: setup
+	@set -e; for s in $(SCENARIOS); do \
+	  start=$$(date +%s); \
+	  molecule test --scenario-name $$s; \
+	  echo "molecule scenario $$s took $$(( $$(date +%s) - start )) s"; \
+	done
+
+test: setup lint unit molecule
+
+test-quick: setup lint unit
+	$(MAKE) molecule SCENARIOS=default
+
+demo: setup
+	@scripts/demo.sh
+
+demo-clean:
+	@scripts/demo.sh --clean
+
+clean: demo-clean
+	rm -rf $(VENV) .cache

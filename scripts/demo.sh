@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make demo`: a local Docker container plays the server, `ansible-playbook harden.yml`
+# hardens it, and the result is shown. `scripts/demo.sh --clean` removes the container.
+#
+# Environment: HARDENKIT_DEMO_PORT (default 8080) is where Nginx is published on
+# 127.0.0.1; HARDENKIT_DEMO_IMAGE (default hardenkit-base:debian12) is the target image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+name=hardenkit-demo
+port="${HARDENKIT_DEMO_PORT:-8080}"
+image="${HARDENKIT_DEMO_IMAGE:-hardenkit-base:debian12}"
+
+if [[ "${1:-}" == "--clean" ]]; then
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    echo "demo: removed the container $name"
+    exit 0
+fi
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Starting a fresh target container ($name, $image)"
+docker rm -f "$name" >/dev/null 2>&1 || true
+docker run -d --name "$name" --hostname "$name" \
+    --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
+    -p "127.0.0.1:${port}:80" "$image" /lib/systemd/systemd >/dev/null
+for _ in $(seq 1 60); do
+    state=$(docker exec "$name" systemctl is-system-running --wait 2>/dev/null || true)
+    [[ "$state" == running || "$state" == degraded ]] && break
+    sleep 1
+done
+echo "systemd: ${state:-not up}"
+
+say "ansible-playbook harden.yml"
+ansible-playbook harden.yml
+
+say "The hardened app"
+for path in / /login /api/health; do
+    code=$(python3 - "$port" "$path" <<'PY'
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", timeout=10) as r:
+        print(r.status)
+except Exception as exc:  # noqa: BLE001 - printed for the user
+    print(getattr(exc, "code", exc))
+PY
+)
+    printf '  http://127.0.0.1:%s%-12s -> %s\n' "$port" "$path" "$code"
+done
+cat <<TXT
+
+The app answers through Nginx at http://127.0.0.1:${port}/ (WebSocket: ws://127.0.0.1:${port}/ws).
+Look inside:  docker exec -it ${name} bash
+Run it again: make demo        Remove it: make demo-clean
+TXT
