@@ -1,0 +1,332 @@
+"""Gather one diagnosis of a host: facts, probes, findings. Read-only.
+
+This is the I/O glue between the pure parsers and rules (procfs, classify, pm2, logscan,
+hostfacts, probes, findings) and the diagnose module. Anything missing on the host (no
+app, no PM2, no nginx, no logrotate) becomes a fact or a finding, never an exception;
+a collector that cannot read something records it in ``facts.errors``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import (
+    dev_tool,
+    in_scope,
+    is_node_process,
+    managed_by,
+    normalize_cmdline,
+    read_package_name,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import evaluate
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.hostfacts import (
+    build_integrity,
+    disk_usage,
+    expand_log_paths,
+    logrotate_coverage,
+    read_logrotate_dir,
+    read_small_text,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.logscan import (
+    merge_counts,
+    scan_file,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2 import query_pm2
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
+    probe_host,
+    probe_url,
+    run_probes,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import (
+    Listener,
+    Process,
+    ProcfsError,
+    attach_owners,
+    collect_processes,
+    memory_summary,
+    parse_loadavg,
+    parse_meminfo,
+    primary_owner,
+    read_listeners,
+    socket_owners,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.redact import shorten
+
+MAX_PROCESSES = 200
+CMD_CHARS = 300
+
+
+@dataclass
+class DiagnoseOptions:
+    app_name: str
+    app_root: str
+    app_user: str | None = None
+    app_port: int = 5000
+    package_name: str | None = None
+    scope_paths: list[str] = field(default_factory=list)
+    probes: list[dict[str, Any]] = field(default_factory=lambda: [{"path": "/", "status": 200}])
+    proxy_port: int = 80
+    proxy_host_header: str | None = None
+    pm2_home: str | None = None
+    pm2_bin: str = "pm2"
+    log_paths: list[str] | None = None
+    log_tail_lines: int = 500
+    logrotate_dir: str = "/etc/logrotate.d"
+    probe_timeout: float = 5.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+    required_files: list[str] = field(default_factory=list)
+    proc_root: str = "/proc"
+
+    def resolved_pm2_home(self) -> str:
+        return self.pm2_home or os.path.join(self.app_root, ".pm2")
+
+    def default_log_paths(self) -> list[str]:
+        return [
+            os.path.join(self.resolved_pm2_home(), "logs", "*.log"),
+            os.path.join(self.app_root, "shared", "logs", "*.log"),
+            "/var/log/nginx/error.log",
+        ]
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours a container's cpuset
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _with_realpaths(paths: list[str]) -> list[str]:
+    """Each path and, if different, its resolved form: /proc shows resolved cwds."""
+    out: list[str] = []
+    for path in paths:
+        for p in (os.path.normpath(path), os.path.realpath(path)):
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def _process_row(
+    proc: Process, procs: dict[int, Process], scope: str | None, dev: str | None, node: bool
+) -> dict[str, Any]:
+    return {
+        "pid": proc.pid,
+        "ppid": proc.ppid,
+        "user": proc.user,
+        "cmdline": shorten(normalize_cmdline(proc.cmdline), CMD_CHARS),
+        "cwd": proc.cwd,
+        "start_time": proc.start_time,
+        "started": (
+            datetime.fromtimestamp(proc.start_time, UTC).isoformat(timespec="seconds")
+            if proc.start_time
+            else None
+        ),
+        "rss_kb": proc.rss_kb,
+        "unit": proc.unit,
+        "manager": managed_by(proc, procs),
+        "in_scope": scope,
+        "dev": dev,
+        "node": node,
+    }
+
+
+def _listener_row(lst: Listener, procs: dict[int, Process]) -> dict[str, Any]:
+    pid = primary_owner(lst.pids, procs)
+    proc = procs.get(pid) if pid is not None else None
+    return {
+        "proto": lst.proto,
+        "address": lst.address,
+        "port": lst.port,
+        "loopback": lst.loopback,
+        "inode": lst.inode,
+        "pid": pid,
+        "pids": lst.pids,
+        "process": shorten(normalize_cmdline(proc.cmdline), 160) if proc else None,
+        "user": proc.user if proc else None,
+        "manager": managed_by(proc, procs) if proc else None,
+    }
+
+
+def collect_system(opts: DiagnoseOptions, errors: list[str]) -> dict[str, Any]:
+    facts: dict[str, Any] = {"memory": None, "swap": None, "load": None, "cpu_count": _cpu_count()}
+    try:
+        facts.update(memory_summary(parse_meminfo(_read(f"{opts.proc_root}/meminfo"))))
+    except (OSError, ProcfsError) as exc:
+        errors.append(f"memory: {exc}")
+    try:
+        facts["load"] = parse_loadavg(_read(f"{opts.proc_root}/loadavg"))
+    except (OSError, ProcfsError) as exc:
+        errors.append(f"load: {exc}")
+    return facts
+
+
+def collect_processes_and_listeners(
+    opts: DiagnoseOptions, errors: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    try:
+        procs = collect_processes(opts.proc_root)
+    except OSError as exc:
+        errors.append(f"processes: {exc}")
+        procs = {}
+    try:
+        listeners = read_listeners(opts.proc_root)
+    except (OSError, ProcfsError) as exc:
+        errors.append(f"listeners: {exc}")
+        listeners = []
+    owners = socket_owners([lst.inode for lst in listeners], list(procs), opts.proc_root)
+    attach_owners(listeners, owners)
+    if listeners and not owners and os.geteuid() != 0:
+        errors.append("listeners: socket owners unreadable without root")
+
+    reader = functools.lru_cache(maxsize=256)(read_package_name)
+    scope_paths = _with_realpaths([opts.app_root, *opts.scope_paths])
+    watched_ports = {opts.app_port, opts.proxy_port}
+    port_pids = {pid for lst in listeners if lst.port in watched_ports for pid in lst.pids}
+    rows = []
+    for proc in procs.values():
+        scope = in_scope(
+            proc, None, scope_paths, opts.package_name, opts.app_port, listeners, reader
+        )
+        node = is_node_process(proc.cmdline)
+        if not (scope or node or proc.pid in port_pids):
+            continue
+        rows.append(_process_row(proc, procs, scope, dev_tool(proc.cmdline), node))
+    rows.sort(key=lambda r: (not r["in_scope"], r["pid"]))
+    if len(rows) > MAX_PROCESSES:
+        errors.append(f"processes: {len(rows)} relevant, first {MAX_PROCESSES} reported")
+        rows = rows[:MAX_PROCESSES]
+    return rows, [_listener_row(lst, procs) for lst in listeners]
+
+
+def collect_logs(
+    opts: DiagnoseOptions, pm2: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Scan logs and check their rotation. Returns (logs, logrotate, log dirs)."""
+    patterns = list(opts.log_paths) if opts.log_paths is not None else opts.default_log_paths()
+    pm2_logs = []
+    for proc in pm2.get("processes") or []:
+        for key in ("pm_out_log_path", "pm_err_log_path"):
+            path = proc.get(key)
+            if isinstance(path, str) and path.startswith("/") and path != "/dev/null":
+                pm2_logs.append(path)
+    files = expand_log_paths([*patterns, *pm2_logs])
+    scans = [scan_file(path, opts.log_tail_lines) for path in files]
+    logs = {"patterns": patterns, "files": scans, "counts": merge_counts(scans)}
+
+    # What must be rotated: each log found, and the directories PM2 and the app log into.
+    required: dict[str, bool] = dict.fromkeys(files, False)
+    for directory in {
+        os.path.join(opts.resolved_pm2_home(), "logs"),
+        os.path.join(opts.app_root, "shared", "logs"),
+        *(os.path.dirname(p) for p in pm2_logs),
+    }:
+        if os.path.isdir(directory):
+            required[directory] = True
+    configs, error = read_logrotate_dir(opts.logrotate_dir)
+    coverage = logrotate_coverage(required, configs)
+    pm2_logrotate = any(
+        p.get("name") == "pm2-logrotate" and p.get("status") == "online"
+        for p in pm2.get("processes") or []
+    )
+    if pm2_logrotate:
+        # pm2-logrotate rotates every log its PM2 writes.
+        pm2_paths = {os.path.dirname(p) for p in pm2_logs} | {
+            os.path.join(opts.resolved_pm2_home(), "logs")
+        }
+        for path in list(coverage["uncovered"]):
+            if path in pm2_paths or os.path.dirname(path) in pm2_paths:
+                coverage["uncovered"].remove(path)
+                coverage["covered"][path] = "pm2-logrotate"
+    logrotate = {
+        "dir": opts.logrotate_dir,
+        "error": error,
+        "required": sorted(required),
+        "pm2_logrotate": pm2_logrotate,
+        **coverage,
+    }
+    log_dirs = sorted({os.path.dirname(p) for p in files})
+    return logs, logrotate, log_dirs
+
+
+def probe_all(opts: DiagnoseOptions, listeners: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    lst_objs = [
+        Listener(proto=r["proto"], address=r["address"], port=r["port"], inode=r["inode"])
+        for r in listeners
+    ]
+    direct = probe_host(lst_objs, opts.app_port)
+    proxy = probe_host(lst_objs, opts.proxy_port)
+    jobs = []
+    for probe in opts.probes:
+        jobs.append(
+            {
+                "url": probe_url(direct, opts.app_port, probe["path"]),
+                "expected": probe["status"],
+                "via": "direct",
+            }
+        )
+    for probe in opts.probes:
+        jobs.append(
+            {
+                "url": probe_url(proxy, opts.proxy_port, probe["path"]),
+                "expected": probe["status"],
+                "via": "proxy",
+                "host_header": opts.proxy_host_header,
+            }
+        )
+    return run_probes(jobs, opts.probe_timeout)
+
+
+def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
+    """One read-only diagnosis: ``{facts, probes, findings, duration_ms}``."""
+    started = time.monotonic()
+    errors: list[str] = []
+    now = time.time()
+    facts: dict[str, Any] = {
+        "collected_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
+        "hostname": socket.gethostname(),
+        "as_root": os.geteuid() == 0,
+        "app": {
+            "name": opts.app_name,
+            "root": opts.app_root,
+            "port": opts.app_port,
+            "proxy_port": opts.proxy_port,
+        },
+    }
+    facts.update(collect_system(opts, errors))
+    processes, listeners = collect_processes_and_listeners(opts, errors)
+    facts["listeners"] = listeners
+    facts["processes"] = processes
+    pm2_home = opts.resolved_pm2_home()
+    facts["pm2"] = query_pm2(
+        opts.pm2_bin, pm2_home, opts.app_user or opts.app_name, proc_root=opts.proc_root
+    )
+    facts["build"] = build_integrity(
+        os.path.join(opts.app_root, "current"), os.path.exists, read_small_text, opts.required_files
+    )
+    facts["logs"], facts["logrotate"], log_dirs = collect_logs(opts, facts["pm2"])
+    facts["disk"] = disk_usage([opts.app_root, pm2_home, *log_dirs])
+    probes = probe_all(opts, listeners)
+    facts["errors"] = errors
+    context = {
+        "app_name": opts.app_name,
+        "app_port": opts.app_port,
+        "proxy_port": opts.proxy_port,
+        "now_ms": int(time.time() * 1000),
+    }
+    findings = evaluate(facts, probes, opts.thresholds, context)
+    return {
+        "facts": facts,
+        "probes": probes,
+        "findings": findings,
+        "duration_ms": round((time.monotonic() - started) * 1000),
+    }

@@ -1,0 +1,510 @@
+"""Turn collected facts and probe results into findings.
+
+A finding is ``{code, severity, summary, evidence}``: ``evidence`` is a short list of
+human-readable lines (addresses, pids, counts, masked command lines), never environment
+values. One small function per rule; ``evaluate`` runs them all. The rules read the JSON
+facts the diagnose module returns, so a recorded diagnosis can be re-evaluated in tests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2 import app_processes
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.redact import shorten
+
+Finding = dict[str, Any]
+Facts = Mapping[str, Any]
+
+CRITICAL = "critical"
+WARNING = "warning"
+INFO = "info"
+SEVERITIES = (CRITICAL, WARNING, INFO)
+
+# The public contract's codes, in the order reports list them.
+CODES = (
+    "duplicate_processes",
+    "dev_mode",
+    "build_missing",
+    "route_failed",
+    "log_errors",
+    "no_process_manager",
+    "app_exposed",
+    "no_reverse_proxy",
+    "no_log_rotation",
+    "memory_high",
+    "disk_high",
+    "load_high",
+    "crash_loop",
+)
+RESOURCE_CODES = frozenset({"memory_high", "disk_high", "load_high"})
+
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "memory_warn_pct": 85,
+    "memory_crit_pct": 95,
+    "disk_warn_pct": 85,
+    "disk_crit_pct": 95,
+    "load_warn_per_cpu": 2.0,
+    "load_crit_per_cpu": 4.0,
+    "crash_loop_restarts": 5,
+    "crash_loop_window_s": 300,
+}
+
+EVIDENCE_LINES = 8
+CMD_CHARS = 160
+
+
+def finding(code: str, severity: str, summary: str, evidence: list[str]) -> Finding:
+    if code not in CODES:
+        raise ValueError(f"unknown finding code {code!r}")
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}")
+    lines = [shorten(e, 240) for e in evidence[:EVIDENCE_LINES]]
+    if len(evidence) > EVIDENCE_LINES:
+        lines.append(f"... and {len(evidence) - EVIDENCE_LINES} more")
+    return {"code": code, "severity": severity, "summary": summary, "evidence": lines}
+
+
+def _proc_line(p: Mapping[str, Any]) -> str:
+    return (
+        f"pid {p.get('pid')} user {p.get('user')} cwd {p.get('cwd') or '?'}: "
+        f"{shorten(str(p.get('cmdline', '')), CMD_CHARS)}"
+    )
+
+
+def _addr(lst: Mapping[str, Any]) -> str:
+    addr = str(lst.get("address", "?"))
+    return f"[{addr}]:{lst.get('port')}" if ":" in addr else f"{addr}:{lst.get('port')}"
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def find_duplicates(processes: list[Mapping[str, Any]]) -> list[Finding]:
+    """Same app command line running more than once outside a process manager.
+
+    Counts in-scope Node.js processes (shell wrappers and the user's shells are not app
+    copies) without a manager, by normalized command line. A process whose parent runs
+    the same command line is a fork of it (a Node cluster worker), not another copy.
+    """
+    candidates = [
+        p for p in processes if p.get("in_scope") and p.get("node") and not p.get("manager")
+    ]
+    by_pid = {p["pid"]: p for p in processes}
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for p in candidates:
+        parent = by_pid.get(p.get("ppid"))
+        if parent is not None and parent.get("cmdline") == p.get("cmdline"):
+            continue
+        groups[str(p.get("cmdline", ""))].append(p)
+    dups = {cmd: ps for cmd, ps in groups.items() if cmd and len(ps) > 1}
+    if not dups:
+        return []
+    evidence = []
+    for cmd, ps in sorted(dups.items(), key=lambda kv: -len(kv[1])):
+        pids = ", ".join(str(p["pid"]) for p in sorted(ps, key=lambda q: q["pid"]))
+        evidence.append(f"{len(ps)} copies of `{shorten(cmd, CMD_CHARS)}` (pids {pids})")
+    worst = max(len(ps) for ps in dups.values())
+    return [
+        finding(
+            "duplicate_processes",
+            CRITICAL,
+            f"the app's command line runs up to {worst} times at once outside a process manager",
+            evidence,
+        )
+    ]
+
+
+def find_dev_mode(processes: list[Mapping[str, Any]]) -> list[Finding]:
+    """A dev server or watcher of this app runs (in scope, by cwd/package/port)."""
+    devs = [p for p in processes if p.get("in_scope") and p.get("dev")]
+    if not devs:
+        return []
+    dev_pids = {p["pid"] for p in devs}
+    # Report the top of each dev tree: `pnpm dev` rather than also its `sh -c next dev`.
+    roots = [p for p in devs if p.get("ppid") not in dev_pids] or devs
+    tools = sorted({str(p.get("dev")) for p in devs})
+    return [
+        finding(
+            "dev_mode",
+            CRITICAL,
+            f"the app runs under a dev server/watcher ({', '.join(tools)}), not a production build",
+            [f"{p.get('dev')}: {_proc_line(p)}" for p in roots],
+        )
+    ]
+
+
+def find_no_process_manager(
+    listeners: list[Mapping[str, Any]],
+    pm2: Mapping[str, Any] | None,
+    app_port: int,
+    app_name: str | None,
+) -> list[Finding]:
+    """The app port's listener is not under PM2 or systemd.
+
+    With nothing listening, the finding stands when PM2 runs no process of the app either
+    (nothing would bring it back); if PM2 could not be asked, it is left to other rules.
+    """
+    app_listeners = [lst for lst in listeners if lst.get("port") == app_port]
+    pm2 = pm2 or {}
+    pm2_apps = app_processes(pm2.get("processes"), app_name)
+    if not app_listeners:
+        if pm2.get("error") or pm2_apps:
+            return []
+        return [
+            finding(
+                "no_process_manager",
+                CRITICAL,
+                f"nothing listens on port {app_port} and PM2 runs no process for the app",
+                [f"PM2: {pm2.get('note') or 'not queried'}"],
+            )
+        ]
+    unmanaged = [lst for lst in app_listeners if lst.get("pid") and not lst.get("manager")]
+    unknown = [lst for lst in app_listeners if not lst.get("pid")]
+    if unmanaged:
+        return [
+            finding(
+                "no_process_manager",
+                CRITICAL,
+                f"the process listening on port {app_port} is not run by PM2 or systemd",
+                [
+                    f"{_addr(lst)} held by pid {lst.get('pid')} ({lst.get('user')}): "
+                    f"{shorten(str(lst.get('process', '')), CMD_CHARS)}"
+                    for lst in unmanaged
+                ],
+            )
+        ]
+    if unknown and not any(p.get("status") == "online" for p in pm2_apps):
+        return [
+            finding(
+                "no_process_manager",
+                CRITICAL,
+                f"port {app_port} is held by a process that could not be identified, "
+                "and PM2 runs no online process for the app",
+                [f"{_addr(lst)}: owner unreadable (diagnose needs root)" for lst in unknown],
+            )
+        ]
+    return []
+
+
+def find_app_exposed(listeners: list[Mapping[str, Any]], app_port: int) -> list[Finding]:
+    """The app port listens on a non-loopback address (reachable around the proxy)."""
+    exposed = [lst for lst in listeners if lst.get("port") == app_port and not lst.get("loopback")]
+    if not exposed:
+        return []
+    return [
+        finding(
+            "app_exposed",
+            CRITICAL,
+            f"the app port {app_port} listens on a non-loopback address, bypassing the proxy",
+            [f"{_addr(lst)} ({lst.get('proto')}) pid {lst.get('pid') or '?'}" for lst in exposed],
+        )
+    ]
+
+
+# --- build, probes, proxy ----------------------------------------------------------------
+
+
+def find_build_missing(build: Mapping[str, Any] | None) -> list[Finding]:
+    """The live build is absent or incomplete."""
+    if not build or build.get("ok"):
+        return []
+    if not build.get("exists"):
+        summary = f"no live release at {build.get('current')}"
+        evidence = [f"{build.get('current')} does not exist"]
+    else:
+        count = build.get("missing_count", 0)
+        errors = build.get("errors") or []
+        summary = f"the live build at {build.get('current')} is incomplete ({count} missing)"
+        evidence = [f"missing {m}" for m in build.get("missing", [])]
+        evidence += [f"unreadable {e}" for e in errors]
+        if count > len(build.get("missing", [])):
+            evidence.append(f"{count} files missing in all")
+    return [finding("build_missing", CRITICAL, summary, evidence)]
+
+
+def _probe_line(p: Mapping[str, Any]) -> str:
+    got = p.get("status") if p.get("status") is not None else (p.get("error") or "no answer")
+    return f"GET {p.get('path')} via {p.get('via')}: {got} (expected {p.get('expected')})"
+
+
+def _listening(listeners: list[Mapping[str, Any]], port: int | None) -> bool:
+    return port is not None and any(lst.get("port") == port for lst in listeners)
+
+
+def find_route_failed(
+    probes: list[Mapping[str, Any]], listeners: list[Mapping[str, Any]], proxy_port: int | None
+) -> list[Finding]:
+    """A probe answered other than expected, or not at all.
+
+    Proxy probes count only when something listens on the proxy port; a missing proxy is
+    ``no_reverse_proxy``, and reporting each of its routes as failed too would say the
+    same thing twice.
+    """
+    proxy_up = _listening(listeners, proxy_port)
+    failed = [p for p in probes if not p.get("ok") and (p.get("via") != "proxy" or proxy_up)]
+    if not failed:
+        return []
+    paths = sorted({str(p.get("path")) for p in failed})
+    return [
+        finding(
+            "route_failed",
+            CRITICAL,
+            f"{len(failed)} probe(s) failed: {', '.join(paths)}",
+            [_probe_line(p) for p in failed],
+        )
+    ]
+
+
+def find_no_reverse_proxy(
+    probes: list[Mapping[str, Any]], listeners: list[Mapping[str, Any]], proxy_port: int | None
+) -> list[Finding]:
+    """Nothing proxies HTTP to the app: the proxy port is closed, or takes no connection."""
+    if not _listening(listeners, proxy_port):
+        return [
+            finding(
+                "no_reverse_proxy",
+                WARNING,
+                f"nothing listens on the proxy port {proxy_port}",
+                [f"no TCP listener on port {proxy_port}"],
+            )
+        ]
+    proxy_probes = [p for p in probes if p.get("via") == "proxy"]
+    if proxy_probes and all(p.get("status") is None for p in proxy_probes):
+        return [
+            finding(
+                "no_reverse_proxy",
+                WARNING,
+                f"port {proxy_port} is open but no probe through it got an HTTP answer",
+                [_probe_line(p) for p in proxy_probes],
+            )
+        ]
+    return []
+
+
+# --- logs --------------------------------------------------------------------------------
+
+
+def find_log_errors(logs: Mapping[str, Any] | None) -> list[Finding]:
+    """Known error patterns in the recent lines of the scanned logs.
+
+    Always a warning, even for "heap out of memory": a log tail is history (lines from
+    before this run's fix stay in it), and a critical finding is a rollback trigger when
+    it is new. The current effect of a crash shows as ``crash_loop`` or ``route_failed``,
+    which are critical and reflect the host's state now.
+    """
+    files = (logs or {}).get("files") or []
+    evidence: list[str] = []
+    totals: dict[str, int] = defaultdict(int)
+    for scan in files:
+        for name, n in (scan.get("counts") or {}).items():
+            if not n:
+                continue
+            totals[name] += n
+            sample = (scan.get("samples") or {}).get(name) or [""]
+            evidence.append(f"{name} x{n} in {scan.get('path')}: {shorten(sample[-1], 160)}")
+    if not totals:
+        return []
+    summary = "error patterns in recent logs: " + ", ".join(
+        f"{name} {n}" for name, n in sorted(totals.items(), key=lambda kv: -kv[1])
+    )
+    return [finding("log_errors", WARNING, summary, evidence)]
+
+
+def find_no_log_rotation(logrotate: Mapping[str, Any] | None) -> list[Finding]:
+    """App or PM2 logs that no logrotate config (or pm2-logrotate) rotates."""
+    uncovered = (logrotate or {}).get("uncovered") or []
+    if not uncovered:
+        return []
+    evidence = [f"{path}: not matched by any file in {logrotate.get('dir')}" for path in uncovered]
+    if logrotate.get("error"):
+        evidence.insert(0, str(logrotate["error"]))
+    return [
+        finding(
+            "no_log_rotation",
+            WARNING,
+            f"{len(uncovered)} log location(s) have no rotation and will grow without bound",
+            evidence,
+        )
+    ]
+
+
+# --- resources ---------------------------------------------------------------------------
+
+
+def _level(value: float, warn: float, crit: float) -> str | None:
+    if value >= crit:
+        return CRITICAL
+    if value >= warn:
+        return WARNING
+    return None
+
+
+def find_memory_high(
+    memory: Mapping[str, Any] | None, thresholds: Mapping[str, float]
+) -> list[Finding]:
+    if not memory:
+        return []
+    pct = float(memory.get("used_pct", 0))
+    sev = _level(pct, thresholds["memory_warn_pct"], thresholds["memory_crit_pct"])
+    if not sev:
+        return []
+    return [
+        finding(
+            "memory_high",
+            sev,
+            f"memory {pct:g}% used (warn {thresholds['memory_warn_pct']:g}%, "
+            f"critical {thresholds['memory_crit_pct']:g}%)",
+            [
+                f"{memory.get('used_kb', 0) // 1024} MiB used of "
+                f"{memory.get('total_kb', 0) // 1024} MiB, "
+                f"{memory.get('available_kb', 0) // 1024} MiB available"
+            ],
+        )
+    ]
+
+
+def find_disk_high(
+    disk: list[Mapping[str, Any]] | None, thresholds: Mapping[str, float]
+) -> list[Finding]:
+    worst: str | None = None
+    evidence = []
+    for d in disk or []:
+        pct = float(d.get("used_pct", 0))
+        sev = _level(pct, thresholds["disk_warn_pct"], thresholds["disk_crit_pct"])
+        if not sev:
+            continue
+        worst = CRITICAL if CRITICAL in (sev, worst) else sev
+        evidence.append(
+            f"{d.get('path')} {pct:g}% used, {d.get('avail_kb', 0) // 1024} MiB free "
+            f"(holds {', '.join(d.get('paths', []))})"
+        )
+    if not worst:
+        return []
+    return [
+        finding(
+            "disk_high",
+            worst,
+            f"disk use above {thresholds['disk_warn_pct']:g}% on {len(evidence)} filesystem(s)",
+            evidence,
+        )
+    ]
+
+
+def find_load_high(
+    load: Mapping[str, Any] | None, cpu_count: int | None, thresholds: Mapping[str, float]
+) -> list[Finding]:
+    """The 5-minute load per CPU: steadier than the 1-minute figure, which one build spikes."""
+    if not load or not cpu_count:
+        return []
+    per_cpu = float(load.get("load5", 0)) / cpu_count
+    sev = _level(per_cpu, thresholds["load_warn_per_cpu"], thresholds["load_crit_per_cpu"])
+    if not sev:
+        return []
+    return [
+        finding(
+            "load_high",
+            sev,
+            f"load {per_cpu:.2f} per CPU over 5 minutes (warn {thresholds['load_warn_per_cpu']:g})",
+            [
+                f"loadavg {load.get('load1')} {load.get('load5')} {load.get('load15')} "
+                f"on {cpu_count} CPU(s)"
+            ],
+        )
+    ]
+
+
+# --- PM2 ---------------------------------------------------------------------------------
+
+
+def crash_loop_reason(
+    proc: Mapping[str, Any], thresholds: Mapping[str, float], now_ms: int
+) -> str | None:
+    """Why one PM2 process is crash-looping, or None.
+
+    PM2 facts (lib/God.js, lib/God/Reload.js): an automatic restart after a crash adds to
+    ``restart_time`` and, when it came soon after start, to ``unstable_restarts``; a
+    deliberate ``reload``/``restart`` also adds to ``restart_time`` but resets
+    ``created_at`` and ``unstable_restarts``. After too many unstable restarts PM2 gives
+    up: status ``errored``. So ``restart_time`` alone counts deploys too; the count rule
+    applies only when an automatic restart happened since the last deliberate start
+    (``pm_uptime`` later than ``created_at``), or every deploy after the fifth would
+    look like a crash loop and be rolled back.
+    """
+    status = proc.get("status")
+    if status == "errored":
+        return "PM2 gave up restarting it (status errored)"
+    unstable = proc.get("unstable_restarts") or 0
+    if unstable > 0:
+        return f"{unstable} unstable restart(s) (exited within min_uptime of starting)"
+    restarts = proc.get("restart_time") or 0
+    pm_uptime = proc.get("pm_uptime")
+    created = proc.get("created_at")
+    if restarts >= thresholds["crash_loop_restarts"] and pm_uptime:
+        uptime_s = max(now_ms - pm_uptime, 0) / 1000
+        auto_restarted = created is None or pm_uptime - created > 2000
+        if uptime_s < thresholds["crash_loop_window_s"] and auto_restarted:
+            return f"{restarts} restarts, up only {uptime_s:.0f}s since the last crash"
+    return None
+
+
+def find_crash_loop(
+    pm2: Mapping[str, Any] | None,
+    app_name: str | None,
+    thresholds: Mapping[str, float],
+    now_ms: int,
+) -> list[Finding]:
+    evidence = []
+    for p in app_processes((pm2 or {}).get("processes"), app_name):
+        reason = crash_loop_reason(p, thresholds, now_ms)
+        if reason:
+            evidence.append(
+                f"{p.get('name')} (pm_id {p.get('pm_id')}, {p.get('status')}): {reason}"
+            )
+    if not evidence:
+        return []
+    return [
+        finding(
+            "crash_loop",
+            CRITICAL,
+            f"the app is restarting repeatedly under PM2 ({len(evidence)} process(es))",
+            evidence,
+        )
+    ]
+
+
+# --- all ---------------------------------------------------------------------------------
+
+
+def evaluate(
+    facts: Facts,
+    probes: list[Mapping[str, Any]],
+    thresholds: Mapping[str, float],
+    context: Mapping[str, Any],
+) -> list[Finding]:
+    """Every rule over one diagnosis. ``context``: app_name, app_port, proxy_port, now_ms."""
+    th = {**DEFAULT_THRESHOLDS, **thresholds}
+    listeners = facts.get("listeners") or []
+    processes = facts.get("processes") or []
+    app_port = int(context["app_port"])
+    proxy_port = context.get("proxy_port")
+    app_name = context.get("app_name")
+    now_ms = int(context["now_ms"])
+    found: list[Finding] = []
+    found += find_duplicates(processes)
+    found += find_dev_mode(processes)
+    found += find_build_missing(facts.get("build"))
+    found += find_route_failed(probes, listeners, proxy_port)
+    found += find_log_errors(facts.get("logs"))
+    found += find_no_process_manager(listeners, facts.get("pm2"), app_port, app_name)
+    found += find_app_exposed(listeners, app_port)
+    found += find_no_reverse_proxy(probes, listeners, proxy_port)
+    found += find_no_log_rotation(facts.get("logrotate"))
+    found += find_memory_high(facts.get("memory"), th)
+    found += find_disk_high(facts.get("disk"), th)
+    found += find_load_high(facts.get("load"), facts.get("cpu_count"), th)
+    found += find_crash_loop(facts.get("pm2"), app_name, th, now_ms)
+    rank = {sev: i for i, sev in enumerate(SEVERITIES)}
+    return sorted(found, key=lambda f: (rank[f["severity"]], CODES.index(f["code"])))

@@ -1,0 +1,98 @@
+"""Checks on module options that an argument_spec cannot express.
+
+Each error names the offending input the way a user wrote it (``probes[1].status``,
+``thresholds.memory_warn_pct``), so ``fail_json`` can say exactly what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import DEFAULT_THRESHOLDS
+
+
+class OptionError(ValueError):
+    """An option value the module cannot use; the message names the option."""
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise OptionError(f"{name} must be an integer, got {value!r}")
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"{name} must be an integer, got {value!r}") from exc
+    if as_float != int(as_float):
+        raise OptionError(f"{name} must be an integer, got {value!r}")
+    return int(as_float)
+
+
+def validate_port(value: Any, name: str) -> int:
+    port = _int(value, name)
+    if not 1 <= port <= 65535:
+        raise OptionError(f"{name} must be a TCP port 1-65535, got {port}")
+    return port
+
+
+def validate_probes(probes: Any) -> list[dict[str, Any]]:
+    """``[{path: "/", status: 200}, ...]``: path starts with ``/``, status 100-599."""
+    if probes is None:
+        return [{"path": "/", "status": 200}]
+    if not isinstance(probes, list):
+        raise OptionError(f"probes must be a list of {{path, status}}, got {type(probes).__name__}")
+    out = []
+    for idx, entry in enumerate(probes):
+        name = f"probes[{idx}]"
+        if not isinstance(entry, Mapping):
+            raise OptionError(f"{name} must be a dict {{path, status}}, got {entry!r}")
+        unknown = sorted(set(entry) - {"path", "status"})
+        if unknown:
+            raise OptionError(
+                f"{name} has unknown key(s) {', '.join(unknown)}; expected path, status"
+            )
+        path = entry.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise OptionError(f"{name}.path must be a string starting with '/', got {path!r}")
+        if any(ch.isspace() for ch in path):
+            raise OptionError(f"{name}.path must not contain whitespace, got {path!r}")
+        status = _int(entry.get("status", 200), f"{name}.status")
+        if not 100 <= status <= 599:
+            raise OptionError(f"{name}.status must be an HTTP status 100-599, got {status}")
+        out.append({"path": path, "status": status})
+    return out
+
+
+def merge_thresholds(given: Mapping[str, Any] | None) -> dict[str, float]:
+    """Defaults overlaid with ``given``; unknown keys and warn >= crit are errors."""
+    merged: dict[str, float] = dict(DEFAULT_THRESHOLDS)
+    for key, value in (given or {}).items():
+        name = f"thresholds.{key}"
+        if key not in DEFAULT_THRESHOLDS:
+            raise OptionError(
+                f"{name} is not a known threshold; known: {', '.join(DEFAULT_THRESHOLDS)}"
+            )
+        if isinstance(value, bool):
+            raise OptionError(f"{name} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise OptionError(f"{name} must be a number, got {value!r}") from exc
+        if number <= 0:
+            raise OptionError(f"{name} must be > 0, got {value!r}")
+        merged[key] = number
+    for kind in ("memory", "disk"):
+        for level in ("warn", "crit"):
+            if merged[f"{kind}_{level}_pct"] > 100:
+                raise OptionError(f"thresholds.{kind}_{level}_pct must be <= 100")
+    for warn, crit in (
+        ("memory_warn_pct", "memory_crit_pct"),
+        ("disk_warn_pct", "disk_crit_pct"),
+        ("load_warn_per_cpu", "load_crit_per_cpu"),
+    ):
+        if merged[warn] > merged[crit]:
+            raise OptionError(
+                f"thresholds.{warn} ({merged[warn]:g}) must not exceed "
+                f"thresholds.{crit} ({merged[crit]:g})"
+            )
+    return merged

@@ -1,0 +1,146 @@
+"""HTTP probes: one request, no redirects followed, no proxy, never raises for the network.
+
+A ``301`` is the answer a probe reports (following it would hide a misrouted path), and
+the environment's ``http_proxy`` must not carry a request meant for 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import Listener
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.redact import redact_text
+
+BODY_SAMPLE_CHARS = 200
+_READ_BYTES = 4096
+USER_AGENT = "hardenkit-diagnose/1"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError carrying the 3xx status
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return f"timed out after {timeout:g}s"
+    if isinstance(reason, ConnectionResetError):
+        return "connection reset"
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return "closed without a response"
+    if isinstance(reason, http.client.HTTPException):
+        return f"bad HTTP response ({type(reason).__name__})"
+    text = str(reason) or type(reason).__name__
+    return text[:200]
+
+
+def http_probe(
+    url: str,
+    expected_status: int,
+    timeout: float,
+    host_header: str | None = None,
+    via: str = "direct",
+) -> dict[str, Any]:
+    """GET ``url`` once; report status, whether it was the expected one, and timing.
+
+    Returns ``{url, path, via, expected, status, ok, latency_ms, body_sample, error}``;
+    ``status`` is None and ``error`` set when nothing answered.
+    """
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    headers = {"User-Agent": USER_AGENT, "Connection": "close", "Accept": "*/*"}
+    if host_header:
+        headers["Host"] = host_header
+    result: dict[str, Any] = {
+        "url": url,
+        "path": path,
+        "via": via,
+        "expected": expected_status,
+        "status": None,
+        "ok": False,
+        "latency_ms": None,
+        "body_sample": "",
+        "error": None,
+    }
+    req = urllib.request.Request(url, headers=headers, method="GET")
+    start = time.monotonic()
+    body = b""
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            result["status"] = resp.status
+            body = resp.read(_READ_BYTES)
+    except urllib.error.HTTPError as exc:  # 3xx/4xx/5xx: an answer, not a failure to probe
+        result["status"] = exc.code
+        try:
+            body = exc.read(_READ_BYTES)
+        except (OSError, http.client.HTTPException):
+            body = b""
+        finally:
+            exc.close()
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        result["error"] = _describe(exc, timeout)
+    result["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
+    # An error page can echo configuration; mask it like any other text we report.
+    result["body_sample"] = redact_text(body.decode("utf-8", errors="replace"))[:BODY_SAMPLE_CHARS]
+    result["ok"] = result["status"] == expected_status
+    return result
+
+
+def probe_host(listeners: Iterable[Listener], port: int) -> str:
+    """The address to reach ``port`` on this host.
+
+    Loopback when the socket accepts it (``0.0.0.0``, ``127.0.0.1``), ``[::1]`` for an
+    IPv6-only wildcard (nginx's ``listen [::]:80`` is IPv6-only by default), else the one
+    specific address it is bound to. With no listener: 127.0.0.1, where "connection
+    refused" is the truthful answer.
+    """
+    addrs = [lst.address for lst in listeners if lst.port == port]
+    if not addrs:
+        return "127.0.0.1"
+    if any(a in ("0.0.0.0", "127.0.0.1", "::ffff:127.0.0.1") for a in addrs):
+        return "127.0.0.1"
+    if any(a.startswith("127.") for a in addrs):
+        return next(a for a in addrs if a.startswith("127."))
+    if any(a in ("::", "::1") for a in addrs):
+        return "[::1]"
+    addr = sorted(addrs)[0]
+    if addr.startswith("::ffff:"):
+        return addr[len("::ffff:") :]
+    return f"[{addr}]" if ":" in addr else addr
+
+
+def probe_url(host: str, port: int, path: str) -> str:
+    return f"http://{host}:{port}{path}"
+
+
+def run_probes(
+    jobs: list[dict[str, Any]], timeout: float, workers: int = 8
+) -> list[dict[str, Any]]:
+    """Run ``http_probe`` for each job ``{url, expected, host_header, via}`` concurrently,
+    results in job order (a hung route costs one timeout, not one per probe)."""
+    if not jobs:
+        return []
+
+    def one(job: dict[str, Any]) -> dict[str, Any]:
+        return http_probe(
+            job["url"], job["expected"], timeout, job.get("host_header"), job.get("via", "direct")
+        )
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        return list(pool.map(one, jobs))

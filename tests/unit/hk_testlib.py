@@ -1,0 +1,120 @@
+"""Helpers for the diagnosis tests: recorded fixtures and a fake /proc built from them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_text(*parts: str) -> str:
+    return FIXTURES.joinpath(*parts).read_text(encoding="utf-8")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- fake /proc ---------------------------------------------------------------------------
+
+
+def _hex_addr(address: str) -> str:
+    """Encode an address the way the kernel prints it in /proc/net/tcp(6) on this host."""
+    fmt = "<I" if sys.byteorder == "little" else ">I"
+    if ":" in address:
+        raw = socket.inet_pton(socket.AF_INET6, address)
+        return "".join(f"{struct.unpack(fmt, raw[i : i + 4])[0]:08X}" for i in range(0, 16, 4))
+    return f"{struct.unpack(fmt, socket.inet_aton(address))[0]:08X}"
+
+
+def tcp_table(rows: list[tuple[str, int, int, int]], v6: bool) -> str:
+    """/proc/net/tcp(6) text for LISTEN rows ``(address, port, uid, inode)``."""
+    head = (
+        "  sl  local_address                         remote_address                        st "
+        "tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+        if v6
+        else "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+        "timeout inode"
+    )
+    zero = "0" * (32 if v6 else 8)
+    lines = [head]
+    for idx, (addr, port, uid, inode) in enumerate(rows):
+        lines.append(
+            f"   {idx}: {_hex_addr(addr)}:{port:04X} {zero}:0000 0A 00000000:00000000 "
+            f"00:00000000 00000000 {uid:5d}        0 {inode} 1 0000000000000000 100 0 0 10 0"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def build_fake_proc(
+    root: Path,
+    scenario: str,
+    ports: dict[str, int],
+    app_root: str = "/srv/workbot",
+    meminfo: str = "meminfo_incident",
+    loadavg: str = "loadavg",
+) -> Path:
+    """Materialise a recorded process table (fixtures/scenarios/<scenario>.json) as a
+    /proc tree: stat, cmdline, status, cgroup, cwd and fd symlinks, net/tcp(6)."""
+    data = json.loads(fixture_text("scenarios", f"{scenario}.json"))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "net").mkdir(exist_ok=True)
+    (root / "stat").write_text(
+        fixture_text("proc", "stat").replace("btime 1770594000", f"btime {data['btime']}")
+    )
+    (root / "meminfo").write_text(fixture_text("proc", meminfo))
+    (root / "loadavg").write_text(fixture_text("proc", loadavg))
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str):
+            return ports.get(value) or value.replace("APP_ROOT", app_root)
+        return value
+
+    inodes: dict[tuple[str, int], int] = {}
+    socket_rows: dict[tuple[str, int], int] = {}
+    for proc in data["processes"]:
+        pid = proc["pid"]
+        pdir = root / str(pid)
+        pdir.mkdir()
+        if proc.get("vanished"):
+            continue  # listed, then gone before its files could be read
+        comm = proc["comm"]
+        rss = proc.get("rss_pages", 1000)
+        (pdir / "stat").write_text(
+            f"{pid} ({comm}) S {proc['ppid']} {pid} {pid} 0 -1 4194560 1200 0 0 0 40 12 0 0 20 0 "
+            f"1 0 {proc['starttime']} 123456789 {rss} 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 "
+            "17 0 0 0 0 0 0\n"
+        )
+        argv = [resolve(a) for a in proc["cmdline"]]
+        (pdir / "cmdline").write_bytes(("\0".join(argv) + "\0").encode() if argv else b"")
+        uid = proc["uid"]
+        (pdir / "status").write_text(
+            f"Name:\t{comm[:15]}\nState:\tS (sleeping)\nPid:\t{pid}\nPPid:\t{proc['ppid']}\n"
+            f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
+        )
+        (pdir / "cgroup").write_text(proc["cgroup"])
+        if proc.get("cwd"):
+            (pdir / "cwd").symlink_to(resolve(proc["cwd"]))
+        fd = pdir / "fd"
+        fd.mkdir()
+        for n in (0, 1, 2):
+            (fd / str(n)).symlink_to("/dev/null")
+        for n, (addr, port) in enumerate(proc.get("listen", []), start=20):
+            key = (addr, int(resolve(port)))
+            if key not in inodes:
+                inodes[key] = 70000 + len(inodes)
+                socket_rows[key] = uid
+            (fd / str(n)).symlink_to(f"socket:[{inodes[key]}]")
+    v4 = [(a, p, socket_rows[(a, p)], i) for (a, p), i in inodes.items() if ":" not in a]
+    v6 = [(a, p, socket_rows[(a, p)], i) for (a, p), i in inodes.items() if ":" in a]
+    (root / "net" / "tcp").write_text(tcp_table(v4, v6=False))
+    (root / "net" / "tcp6").write_text(tcp_table(v6, v6=True))
+    return root

@@ -1,0 +1,218 @@
+"""The whole diagnosis over recorded hosts: the incident's broken server and the same host
+hardened. A fake /proc holds the recorded process tables; the app and the proxy are real
+local HTTP servers on the ports the fake /proc says they listen on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hk_testlib import FIXTURES, build_fake_proc, fixture_text, free_port
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils import diagnosis
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.compare import compare
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.diagnosis import (
+    DiagnoseOptions,
+    diagnose,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import (
+    DEFAULT_THRESHOLDS,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2 import parse_jlist
+
+PROBES = [
+    {"path": "/", "status": 200},
+    {"path": "/login", "status": 200},
+    {"path": "/api/health", "status": 200},
+]
+# The test machine's own disk must not decide these scenarios.
+THRESHOLDS = {**DEFAULT_THRESHOLDS, "disk_warn_pct": 100, "disk_crit_pct": 100}
+
+
+@pytest.fixture
+def incident(tmp_path, http_server):
+    tmp_path = tmp_path / "incident"
+    app = http_server({"/api/health": 404, "/api/chat": 404})  # pages 200, API 404
+    proxy_port = free_port()  # no nginx
+    proc = build_fake_proc(
+        tmp_path / "proc", "incident", {"APP": app.server_port, "PROXY": proxy_port}
+    )
+    rotate = tmp_path / "logrotate.d"
+    rotate.mkdir(parents=True)
+    opts = DiagnoseOptions(
+        app_name="workbot",
+        app_root=str(tmp_path / "srv" / "workbot"),  # nothing deployed yet
+        app_port=app.server_port,
+        package_name="workbot",
+        scope_paths=["/workspace/projects"],
+        probes=PROBES,
+        proxy_port=proxy_port,
+        log_paths=[
+            str(FIXTURES / "logs" / "workbot-error.log"),
+            str(FIXTURES / "logs" / "nginx-error.log"),
+        ],
+        logrotate_dir=str(rotate),
+        probe_timeout=3,
+        thresholds=THRESHOLDS,
+        proc_root=str(proc),
+    )
+    return diagnose(opts), app
+
+
+def by_code(result):
+    return {f["code"]: f for f in result["findings"]}
+
+
+def test_incident_findings(incident):
+    result, _ = incident
+    found = by_code(result)
+    assert {c: f["severity"] for c, f in found.items()} == {
+        "duplicate_processes": "critical",
+        "dev_mode": "critical",
+        "build_missing": "critical",
+        "route_failed": "critical",
+        "no_process_manager": "critical",
+        "app_exposed": "critical",
+        "log_errors": "warning",
+        "no_reverse_proxy": "warning",
+        "no_log_rotation": "warning",
+    }
+    # the four copies of the report, by pid; the sh -c wrapper is not a fifth
+    assert "(pids 173, 503, 944, 2207)" in found["duplicate_processes"]["evidence"][0]
+    # API routes 404 while pages answer, as reported
+    assert found["route_failed"]["evidence"] == ["GET /api/health via direct: 404 (expected 200)"]
+    assert found["app_exposed"]["evidence"][0].startswith("0.0.0.0:")
+    assert "pid 180" in found["no_process_manager"]["evidence"][0]
+    # alice's `next dev` is a dev server but not this app's
+    assert all("alice" not in e for e in found["dev_mode"]["evidence"])
+
+
+def test_incident_facts(incident):
+    result, app = incident
+    facts = result["facts"]
+    procs = {p["pid"]: p for p in facts["processes"]}
+    assert procs[173]["dev"] == "tsx watch"
+    assert procs[173]["in_scope"] == "cwd"
+    assert procs[173]["started"] == "2026-02-09T00:14:00+00:00"
+    assert procs[180]["in_scope"] == "cwd" and procs[180]["manager"] is None
+    assert procs[3000]["in_scope"] is None
+    assert 300 not in procs  # postgres is neither the app's nor Node
+    app_listener = next(lst for lst in facts["listeners"] if lst["port"] == app.server_port)
+    assert (app_listener["address"], app_listener["pid"], app_listener["loopback"]) == (
+        "0.0.0.0",
+        180,
+        False,
+    )
+    assert facts["memory"]["used_pct"] == 81.0
+    assert facts["pm2"]["running"] is False and facts["pm2"]["processes"] is None
+    assert facts["build"]["exists"] is False
+    assert facts["logs"]["counts"]["EADDRINUSE"] == 3
+    assert sorted(facts["logrotate"]["uncovered"]) == sorted(
+        str(FIXTURES / "logs" / n) for n in ("nginx-error.log", "workbot-error.log")
+    )
+    assert [(p["via"], p["path"], p["status"]) for p in result["probes"]][:3] == [
+        ("direct", "/", 200),
+        ("direct", "/login", 200),
+        ("direct", "/api/health", 404),
+    ]
+    assert all(p["error"] == "connection refused" for p in result["probes"] if p["via"] == "proxy")
+    assert result["duration_ms"] >= 0
+
+
+def test_incident_output_has_no_secrets(incident):
+    result, _ = incident
+    text = json.dumps(result)
+    assert "s3cr3t-pw" not in text
+
+
+@pytest.fixture
+def hardened(tmp_path, http_server, monkeypatch):
+    tmp_path = tmp_path / "hardened"
+    app = http_server()
+    proxy = http_server()
+    app_root = tmp_path / "srv" / "workbot"
+    # a complete release behind `current`
+    release = app_root / "releases" / "3f9a2c1b7e4d"
+    server = release / ".next" / "server"
+    (server / "app" / "api" / "health").mkdir(parents=True)
+    (server / "pages").mkdir()
+    (release / ".next" / "BUILD_ID").write_text("k3Yq8vPq")
+    (server / "app-paths-manifest.json").write_text(
+        json.dumps({"/page": "app/page.js", "/api/health/route": "app/api/health/route.js"})
+    )
+    (server / "pages-manifest.json").write_text(json.dumps({"/_document": "pages/_document.js"}))
+    for rel in ("app/page.js", "app/api/health/route.js", "pages/_document.js"):
+        (server / rel).write_text("")
+    (app_root / "current").symlink_to(release)
+    logs = app_root / "shared" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "workbot-out.log").write_text(fixture_text("logs", "workbot-out.log"))
+    (app_root / ".pm2" / "logs").mkdir(parents=True)
+    rotate = tmp_path / "logrotate.d"
+    rotate.mkdir()
+    (rotate / "workbot").write_text(
+        fixture_text("logrotate", "workbot").replace("/srv/workbot", str(app_root))
+    )
+    proc = build_fake_proc(
+        tmp_path / "proc",
+        "hardened",
+        {"APP": app.server_port, "PROXY": proxy.server_port},
+        str(app_root),
+    )
+
+    now_ms = 1770717600000
+    jlist = parse_jlist(fixture_text("pm2", "jlist_healthy.json"), now_ms)
+
+    def fake_query(pm2_bin, pm2_home, app_user, timeout=20.0, proc_root="/proc"):
+        assert pm2_home == str(app_root / ".pm2") and app_user == "workbot"
+        return {
+            "home": pm2_home,
+            "running": True,
+            "queried": True,
+            "note": "PM2 daemon pid 2290",
+            "error": None,
+            "processes": jlist,
+        }
+
+    monkeypatch.setattr(diagnosis, "query_pm2", fake_query)
+    opts = DiagnoseOptions(
+        app_name="workbot",
+        app_root=str(app_root),
+        app_port=app.server_port,
+        package_name="workbot",
+        probes=PROBES,
+        proxy_port=proxy.server_port,
+        proxy_host_header="workbot.example.com",
+        logrotate_dir=str(rotate),
+        probe_timeout=3,
+        thresholds=THRESHOLDS,
+        proc_root=str(proc),
+    )
+    return diagnose(opts), proxy
+
+
+def test_hardened_host_has_no_findings(hardened):
+    result, proxy = hardened
+    assert result["findings"] == []
+    assert all(p["ok"] for p in result["probes"])
+    assert {s["host"] for s in proxy.seen} == {"workbot.example.com"}
+    facts = result["facts"]
+    assert facts["build"]["ok"] is True and facts["build"]["build_id"] == "k3Yq8vPq"
+    procs = {p["pid"]: p for p in facts["processes"]}
+    assert procs[2301]["manager"] == "pm2" and procs[2301]["unit"] == "pm2-workbot.service"
+    assert procs[2301]["in_scope"] == "cwd"
+    assert set(facts["logrotate"]["covered"].values()) == {"workbot"}
+    assert facts["errors"] == []
+
+
+def test_incident_to_hardened_compares_as_improved(incident, hardened):
+    before, _ = incident
+    after, _ = hardened
+    result = compare(before, after, reloads=0)
+    assert result["verdict"] == "improved"
+    assert result["regressions"] == []
+
+
+def test_diagnose_never_writes(incident, tmp_path):
+    # the incident's app root, PM2 home and log directories were not created by diagnosing
+    assert not (tmp_path / "incident" / "srv").exists()

@@ -1,0 +1,583 @@
+"""findings: every code has a case that triggers it and cases that must not.
+
+The base is a healthy hardened host (PM2 cluster on 127.0.0.1:5000 behind nginx, complete
+build, clean logs, rotation in place); each case changes one thing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from hk_testlib import FIXTURES, fixture_text
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import (
+    CODES,
+    DEFAULT_THRESHOLDS,
+    crash_loop_reason,
+    evaluate,
+    finding,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.logscan import (
+    merge_counts,
+    scan_file,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2 import parse_jlist
+
+NOW_MS = 1770717600000
+CONTEXT = {"app_name": "workbot", "app_port": 5000, "proxy_port": 80, "now_ms": NOW_MS}
+TSX = "node /workspace/projects/node_modules/.bin/../tsx/dist/cli.mjs watch server.ts"
+
+
+def listener(address, port, pid, manager, process="", user="workbot"):
+    return {
+        "proto": "tcp6" if ":" in address else "tcp",
+        "address": address,
+        "port": port,
+        "loopback": address in ("127.0.0.1", "::1", "::ffff:127.0.0.1"),
+        "inode": port * 10,
+        "pid": pid,
+        "pids": [pid] if pid else [],
+        "process": process,
+        "user": user,
+        "manager": manager,
+    }
+
+
+def process(
+    pid, ppid, cmdline, cwd, manager=None, in_scope="cwd", dev=None, node=True, user="root"
+):
+    return {
+        "pid": pid,
+        "ppid": ppid,
+        "user": user,
+        "cmdline": cmdline,
+        "cwd": cwd,
+        "start_time": 1770596040.0,
+        "rss_kb": 97240,
+        "unit": None,
+        "manager": manager,
+        "in_scope": in_scope,
+        "dev": dev,
+        "node": node,
+    }
+
+
+def probe(path, via, status=200, expected=200, error=None):
+    return {
+        "url": f"http://127.0.0.1:{5000 if via == 'direct' else 80}{path}",
+        "path": path,
+        "via": via,
+        "expected": expected,
+        "status": status,
+        "ok": status == expected,
+        "latency_ms": 3.1,
+        "body_sample": "",
+        "error": error,
+    }
+
+
+def scans(*names):
+    files = [scan_file(str(FIXTURES / "logs" / n), 500) for n in names]
+    return {"files": files, "counts": merge_counts(files)}
+
+
+def healthy():
+    pm2_title = "PM2 v5.4.2: God Daemon (/srv/workbot/.pm2)"
+    facts = {
+        "memory": {
+            "total_kb": 8148484,
+            "available_kb": 5002112,
+            "used_kb": 3146372,
+            "used_pct": 38.6,
+        },
+        "swap": {"total_kb": 0, "used_kb": 0, "used_pct": 0.0},
+        "load": {"load1": 0.41, "load5": 0.52, "load15": 0.47, "running": 1, "threads": 310},
+        "cpu_count": 4,
+        "disk": [
+            {
+                "path": "/",
+                "paths": ["/srv/workbot", "/srv/workbot/.pm2"],
+                "total_kb": 102400000,
+                "used_kb": 40960000,
+                "avail_kb": 61440000,
+                "used_pct": 40.0,
+            }
+        ],
+        "listeners": [
+            listener("127.0.0.1", 5000, 2290, "pm2", pm2_title),
+            listener("0.0.0.0", 80, 400, "systemd", "nginx: master process", "root"),
+            listener("::", 80, 400, "systemd", "nginx: master process", "root"),
+            listener("0.0.0.0", 22, 95, "systemd", "sshd: /usr/sbin/sshd -D", "root"),
+        ],
+        "processes": [
+            process(2290, 1, pm2_title, "/srv/workbot", "pm2", user="workbot"),
+            process(
+                2301,
+                2290,
+                "next-server (v15.1.6)",
+                "/srv/workbot/releases/3f9a",
+                "pm2",
+                user="workbot",
+            ),
+            process(
+                2315,
+                2290,
+                "next-server (v15.1.6)",
+                "/srv/workbot/releases/3f9a",
+                "pm2",
+                user="workbot",
+            ),
+            # another user's project: a dev server, but not ours
+            process(
+                3000,
+                1,
+                "node /home/alice/blog/node_modules/.bin/../next/dist/bin/next dev",
+                "/home/alice/blog",
+                in_scope=None,
+                dev="next dev",
+                user="alice",
+            ),
+        ],
+        "pm2": {
+            "home": "/srv/workbot/.pm2",
+            "running": True,
+            "queried": True,
+            "note": "PM2 daemon pid 2290",
+            "error": None,
+            "processes": parse_jlist(fixture_text("pm2", "jlist_healthy.json"), NOW_MS),
+        },
+        "build": {
+            "current": "/srv/workbot/current",
+            "exists": True,
+            "build_id": "k3Yq8vPq",
+            "routes": 7,
+            "missing": [],
+            "missing_count": 0,
+            "errors": [],
+            "ok": True,
+        },
+        "logs": scans("workbot-out.log"),
+        "logrotate": {
+            "dir": "/etc/logrotate.d",
+            "error": None,
+            "required": ["/srv/workbot/.pm2/logs", "/srv/workbot/shared/logs"],
+            "covered": {"/srv/workbot/.pm2/logs": "workbot", "/srv/workbot/shared/logs": "workbot"},
+            "uncovered": [],
+            "pm2_logrotate": False,
+        },
+        "errors": [],
+    }
+    probes = [probe(p, via) for via in ("direct", "proxy") for p in ("/", "/login", "/api/health")]
+    return facts, probes
+
+
+def run(mutate=None, thresholds=None):
+    facts, probes = healthy()
+    if mutate:
+        mutate(facts, probes)
+    return evaluate(facts, probes, thresholds or {}, CONTEXT)
+
+
+def codes(found):
+    return {f["code"]: f["severity"] for f in found}
+
+
+def test_healthy_host_has_no_findings():
+    assert run() == []
+
+
+# --- mutations ------------------------------------------------------------------------------
+
+
+def four_tsx_copies(facts, probes):
+    # the incident: four copies started by hand, one serving 0.0.0.0:5000
+    for pid in (173, 503, 944, 2207):
+        facts["processes"].append(process(pid, 1, TSX, "/workspace/projects", dev="tsx watch"))
+    facts["processes"].append(
+        process(
+            2206,
+            120,
+            "sh -c tsx watch server.ts",
+            "/workspace/projects",
+            dev="tsx watch",
+            node=False,
+        )
+    )
+
+
+def two_unmanaged_servers(facts, probes):
+    for pid in (610, 611):
+        facts["processes"].append(process(pid, 1, "node dist/server.js", "/srv/workbot/current"))
+
+
+def unmanaged_cluster(facts, probes):
+    # a Node cluster without PM2: workers are forks of the primary, one copy
+    facts["processes"].append(process(700, 1, "node dist/server.js", "/srv/workbot/current"))
+    for pid in (701, 702):
+        facts["processes"].append(process(pid, 700, "node dist/server.js", "/srv/workbot/current"))
+
+
+def out_of_scope_copies(facts, probes):
+    for pid in (810, 811):
+        facts["processes"].append(
+            process(pid, 1, "node /home/alice/blog/server.js", "/home/alice/blog", in_scope=None)
+        )
+
+
+def shell_wrappers(facts, probes):
+    for pid in (900, 901):
+        facts["processes"].append(
+            process(pid, 1, "sh -c tsx watch server.ts", "/workspace/projects", node=False)
+        )
+
+
+def scoped_dev_server(facts, probes):
+    facts["processes"].append(
+        process(
+            5100,
+            1,
+            "node /home/dev/workbot/node_modules/.bin/next dev",
+            "/home/dev/workbot",
+            in_scope="package",
+            dev="next dev",
+        )
+    )
+
+
+def dev_under_pm2(facts, probes):
+    facts["processes"].append(
+        process(5200, 2290, "pnpm dev", "/srv/workbot/current", "pm2", dev="pnpm dev")
+    )
+
+
+def no_current(facts, probes):
+    facts["build"] = {
+        "current": "/srv/workbot/current",
+        "exists": False,
+        "build_id": None,
+        "routes": 0,
+        "missing": ["/srv/workbot/current"],
+        "missing_count": 1,
+        "errors": [],
+        "ok": False,
+    }
+
+
+def incomplete_build(facts, probes):
+    facts["build"].update(
+        ok=False, missing=[".next/server/app/api/health/route.js"], missing_count=1
+    )
+
+
+def api_404(facts, probes):
+    for p in probes:
+        if p["path"] == "/api/health":
+            p.update(status=404, ok=False)
+
+
+def app_down(facts, probes):
+    facts["listeners"] = [lst for lst in facts["listeners"] if lst["port"] != 5000]
+    for p in probes:
+        if p["via"] == "direct":
+            p.update(status=None, ok=False, error="connection refused")
+        else:
+            p.update(status=502, ok=False)
+
+
+def proxy_closed(facts, probes):
+    facts["listeners"] = [lst for lst in facts["listeners"] if lst["port"] != 80]
+    for p in probes:
+        if p["via"] == "proxy":
+            p.update(status=None, ok=False, error="connection refused")
+
+
+def proxy_deaf(facts, probes):
+    # something holds port 80 but no probe gets an HTTP answer through it
+    for p in probes:
+        if p["via"] == "proxy":
+            p.update(status=None, ok=False, error="closed without a response")
+
+
+def proxy_502(facts, probes):
+    for p in probes:
+        if p["via"] == "proxy" and p["path"] == "/api/health":
+            p.update(status=502, ok=False)
+
+
+def incident_logs(facts, probes):
+    facts["logs"] = scans("workbot-error.log", "nginx-error.log")
+
+
+def unmanaged_listener(facts, probes):
+    facts["listeners"][0] = listener("127.0.0.1", 5000, 180, None, TSX, "root")
+
+
+def nothing_anywhere(facts, probes):
+    facts["listeners"] = [lst for lst in facts["listeners"] if lst["port"] != 5000]
+    facts["pm2"] = {
+        "home": "/srv/workbot/.pm2",
+        "running": False,
+        "queried": False,
+        "note": "no PM2 daemon socket at /srv/workbot/.pm2/rpc.sock",
+        "error": None,
+        "processes": None,
+    }
+
+
+def down_but_pm2_knows(facts, probes):
+    facts["listeners"] = [lst for lst in facts["listeners"] if lst["port"] != 5000]
+    for p in facts["pm2"]["processes"]:
+        p["status"] = "errored"
+
+
+def down_pm2_unknown(facts, probes):
+    facts["listeners"] = [lst for lst in facts["listeners"] if lst["port"] != 5000]
+    facts["pm2"].update(error="pm2 jlist timed out after 20s", processes=None)
+
+
+def owner_unreadable(facts, probes):
+    facts["listeners"][0].update(pid=None, pids=[], process=None, manager=None)
+
+
+def owner_unreadable_no_pm2(facts, probes):
+    owner_unreadable(facts, probes)
+    facts["pm2"].update(running=False, queried=False, processes=None)
+
+
+def exposed_v4(facts, probes):
+    facts["listeners"][0]["address"] = "0.0.0.0"
+    facts["listeners"][0]["loopback"] = False
+
+
+def exposed_v6(facts, probes):
+    facts["listeners"].append(listener("::", 5000, 2290, "pm2"))
+
+
+def loopback_v6(facts, probes):
+    facts["listeners"].append(listener("::1", 5000, 2290, "pm2"))
+    facts["listeners"].append(listener("::ffff:127.0.0.1", 5000, 2290, "pm2"))
+
+
+def unrotated(facts, probes):
+    facts["logrotate"]["uncovered"] = ["/srv/workbot/.pm2/logs"]
+    facts["logrotate"]["covered"].pop("/srv/workbot/.pm2/logs")
+
+
+def memory_pct(pct):
+    def mutate(facts, probes):
+        facts["memory"]["used_pct"] = pct
+
+    return mutate
+
+
+def disk_pct(pct):
+    def mutate(facts, probes):
+        facts["disk"][0]["used_pct"] = pct
+
+    return mutate
+
+
+def load5(value, load1=None):
+    def mutate(facts, probes):
+        facts["load"]["load5"] = value
+        if load1 is not None:
+            facts["load"]["load1"] = load1
+
+    return mutate
+
+
+def crash_fixture(facts, probes):
+    facts["pm2"]["processes"] = parse_jlist(fixture_text("pm2", "jlist_crashloop.json"), NOW_MS)
+
+
+TRIGGERS = [
+    ("four tsx copies", four_tsx_copies, "duplicate_processes", "critical"),
+    ("two unmanaged servers", two_unmanaged_servers, "duplicate_processes", "critical"),
+    ("four tsx copies are dev mode", four_tsx_copies, "dev_mode", "critical"),
+    ("dev server found by package name", scoped_dev_server, "dev_mode", "critical"),
+    ("dev server even under PM2", dev_under_pm2, "dev_mode", "critical"),
+    ("no current release", no_current, "build_missing", "critical"),
+    ("route file missing", incomplete_build, "build_missing", "critical"),
+    ("API 404", api_404, "route_failed", "critical"),
+    ("app down", app_down, "route_failed", "critical"),
+    ("proxy answers 502", proxy_502, "route_failed", "critical"),
+    ("incident logs", incident_logs, "log_errors", "warning"),
+    ("listener not managed", unmanaged_listener, "no_process_manager", "critical"),
+    ("nothing runs at all", nothing_anywhere, "no_process_manager", "critical"),
+    (
+        "owner unreadable, PM2 runs nothing",
+        owner_unreadable_no_pm2,
+        "no_process_manager",
+        "critical",
+    ),
+    ("0.0.0.0:5000", exposed_v4, "app_exposed", "critical"),
+    ("[::]:5000", exposed_v6, "app_exposed", "critical"),
+    ("port 80 closed", proxy_closed, "no_reverse_proxy", "warning"),
+    ("port 80 open, no HTTP answer", proxy_deaf, "no_reverse_proxy", "warning"),
+    ("PM2 logs unrotated", unrotated, "no_log_rotation", "warning"),
+    ("memory 86%", memory_pct(86), "memory_high", "warning"),
+    ("memory 96%", memory_pct(96), "memory_high", "critical"),
+    ("disk 90%", disk_pct(90), "disk_high", "warning"),
+    ("disk 97%", disk_pct(97), "disk_high", "critical"),
+    ("load 2.25 per CPU", load5(9.0), "load_high", "warning"),
+    ("load 4.25 per CPU", load5(17.0), "load_high", "critical"),
+    ("crash-looping cluster", crash_fixture, "crash_loop", "critical"),
+]
+
+MUST_NOT = [
+    ("PM2 cluster workers share a command line", None, "duplicate_processes"),
+    ("a cluster's forks are one copy", unmanaged_cluster, "duplicate_processes"),
+    ("another user's copies", out_of_scope_copies, "duplicate_processes"),
+    ("shell wrappers are not copies", shell_wrappers, "duplicate_processes"),
+    ("a single unmanaged copy", scoped_dev_server, "duplicate_processes"),
+    ("another user's next dev", None, "dev_mode"),
+    ("complete build", None, "build_missing"),
+    ("all probes pass", None, "route_failed"),
+    ("a closed proxy is not also a failed route", proxy_closed, "route_failed"),
+    ("clean logs", None, "log_errors"),
+    ("listener under PM2", None, "no_process_manager"),
+    ("down, but PM2 has the app", down_but_pm2_knows, "no_process_manager"),
+    ("down, PM2 unknown", down_pm2_unknown, "no_process_manager"),
+    ("owner unreadable, PM2 app online", owner_unreadable, "no_process_manager"),
+    ("loopback only", loopback_v6, "app_exposed"),
+    ("nginx answers", None, "no_reverse_proxy"),
+    ("nginx answers 502", proxy_502, "no_reverse_proxy"),
+    ("everything rotated", None, "no_log_rotation"),
+    ("memory 84.9%", memory_pct(84.9), "memory_high"),
+    ("incident memory 81%", memory_pct(81.0), "memory_high"),
+    ("disk 84%", disk_pct(84), "disk_high"),
+    ("load 1.97 per CPU", load5(7.9), "load_high"),
+    ("a one-minute spike", load5(1.0, load1=30.0), "load_high"),
+    ("healthy cluster after three deploys", None, "crash_loop"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate", "code", "severity"), TRIGGERS, ids=[t[0] for t in TRIGGERS]
+)
+def test_triggers(name, mutate, code, severity):
+    found = codes(run(mutate))
+    assert found.get(code) == severity, found
+
+
+@pytest.mark.parametrize(("name", "mutate", "code"), MUST_NOT, ids=[t[0] for t in MUST_NOT])
+def test_must_not_trigger(name, mutate, code):
+    assert code not in codes(run(mutate))
+
+
+def test_every_code_is_covered_both_ways():
+    assert {t[2] for t in TRIGGERS} == set(CODES)
+    assert {t[2] for t in MUST_NOT} == set(CODES)
+
+
+# --- details of particular rules ------------------------------------------------------------
+
+
+def test_duplicate_evidence_names_the_copies():
+    [dup] = [f for f in run(four_tsx_copies) if f["code"] == "duplicate_processes"]
+    assert dup["evidence"] == [f"4 copies of `{TSX}` (pids 173, 503, 944, 2207)"]
+    assert "4 times" in dup["summary"]
+
+
+def test_dev_mode_reports_the_top_of_each_tree():
+    def tree(facts, probes):
+        facts["processes"] += [
+            process(10, 1, "pnpm dev", "/srv/workbot/current", dev="pnpm dev"),
+            process(11, 10, "sh -c next dev", "/srv/workbot/current", dev="next dev", node=False),
+            process(12, 11, "node .../next dev", "/srv/workbot/current", dev="next dev"),
+        ]
+
+    [dev] = [f for f in run(tree) if f["code"] == "dev_mode"]
+    assert len(dev["evidence"]) == 1 and dev["evidence"][0].startswith("pnpm dev: pid 10")
+    assert "next dev, pnpm dev" in dev["summary"]
+
+
+def test_route_failed_evidence():
+    [rf] = [f for f in run(app_down) if f["code"] == "route_failed"]
+    assert "GET /api/health via direct: connection refused (expected 200)" in rf["evidence"]
+    assert "GET / via proxy: 502 (expected 200)" in rf["evidence"]
+
+
+def test_heap_out_of_memory_is_still_a_warning():
+    [le] = [f for f in run(incident_logs) if f["code"] == "log_errors"]
+    assert le["severity"] == "warning"
+    assert le["summary"].startswith("error patterns in recent logs: ENOENT 4")
+    assert any("heap out of memory x1" in e for e in le["evidence"])
+    assert "s3cr3t" not in json.dumps(le)
+
+
+def test_thresholds_are_parameters():
+    assert codes(run(memory_pct(70), {"memory_warn_pct": 60, "memory_crit_pct": 90})) == {
+        "memory_high": "warning"
+    }
+    assert run(memory_pct(96), {"memory_warn_pct": 97, "memory_crit_pct": 99}) == []
+
+
+def test_crash_loop_evidence():
+    [cl] = [f for f in run(crash_fixture) if f["code"] == "crash_loop"]
+    assert cl["evidence"] == [
+        "workbot (pm_id 0, online): 3 unstable restart(s) (exited within min_uptime of starting)",
+        "workbot (pm_id 1, errored): PM2 gave up restarting it (status errored)",
+    ]
+
+
+BASE_PM2 = {"name": "workbot", "pm_id": 0, "status": "online", "unstable_restarts": 0}
+
+
+@pytest.mark.parametrize(
+    ("restarts", "created_s_ago", "up_s", "crash"),
+    [
+        (6, 3600, 60, True),  # crashed and restarted since the last deploy, a minute ago
+        (6, 3600, 400, False),  # up longer than the window
+        (4, 3600, 60, False),  # below the restart threshold
+        (12, 10, 10, False),  # twelve deploys, the last 10 s ago: reloads, not crashes
+        (5, 600, 5, True),
+    ],
+)
+def test_crash_loop_restart_rule(restarts, created_s_ago, up_s, crash):
+    proc = dict(
+        BASE_PM2,
+        restart_time=restarts,
+        created_at=NOW_MS - created_s_ago * 1000,
+        pm_uptime=NOW_MS - up_s * 1000,
+    )
+    assert (crash_loop_reason(proc, DEFAULT_THRESHOLDS, NOW_MS) is not None) is crash
+
+
+def test_evaluate_orders_critical_first_and_shapes_findings():
+    def incident(facts, probes):
+        four_tsx_copies(facts, probes)
+        incident_logs(facts, probes)
+        unrotated(facts, probes)
+        exposed_v4(facts, probes)
+
+    found = run(incident)
+    severities = [f["severity"] for f in found]
+    assert severities == sorted(severities, key=["critical", "warning", "info"].index)
+    for f in found:
+        assert set(f) == {"code", "severity", "summary", "evidence"}
+        assert isinstance(f["evidence"], list) and f["evidence"]
+        assert all(len(line) <= 240 for line in f["evidence"])
+
+
+def test_evaluate_with_nothing_collected():
+    found = evaluate({}, [], {}, CONTEXT)
+    assert {f["code"] for f in found} == {"no_process_manager", "no_reverse_proxy"}
+
+
+def test_evidence_is_bounded():
+    f = finding("route_failed", "critical", "x", [f"line {i}" for i in range(20)])
+    assert len(f["evidence"]) == 9 and f["evidence"][-1] == "... and 12 more"
+    with pytest.raises(ValueError):
+        finding("not_a_code", "critical", "x", [])
+    with pytest.raises(ValueError):
+        finding("route_failed", "fatal", "x", [])
+
+
+def test_facts_are_not_mutated():
+    facts, probes = healthy()
+    before = copy.deepcopy((facts, probes))
+    evaluate(facts, probes, {}, CONTEXT)
+    assert (facts, probes) == before

@@ -1,0 +1,298 @@
+"""The modules' argument handling and the filter plugin.
+
+Validation functions are called directly; a few cases run the module as Ansible would
+(``python -m`` with a JSON args file) to check the message the user sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hardenkit.nodeapp.plugins.filter.diagnosis import (
+    FilterModule,
+    diagnosis_compare,
+    finding_codes,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import (
+    DEFAULT_THRESHOLDS,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
+    OptionError,
+    merge_thresholds,
+    validate_port,
+    validate_probes,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.modules import diagnose, reap_processes
+
+ROOT = Path(__file__).resolve().parents[2]
+COLLECTIONS = ROOT / "collections"
+
+
+def run_module(name: str, args: dict, tmp_path: Path) -> tuple[int, dict]:
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"ansible_collections.hardenkit.nodeapp.plugins.modules.{name}",
+            str(args_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+# --- probes and other diagnose options ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("probes", "message"),
+    [
+        ([{"path": "api/health", "status": 200}], r"probes\[0\]\.path must be a string starting"),
+        (
+            [{"path": "/", "status": 200}, {"path": "/x", "status": 99}],
+            r"probes\[1\]\.status must be an HTTP status 100-599, got 99",
+        ),
+        ([{"path": "/", "status": 600}], r"probes\[0\]\.status must be an HTTP status"),
+        ([{"path": "/", "status": "ok"}], r"probes\[0\]\.status must be an integer"),
+        ([{"path": "/", "status": True}], r"probes\[0\]\.status must be an integer"),
+        ([{"path": "/", "status": 200.5}], r"probes\[0\]\.status must be an integer"),
+        ([{"path": "/", "stauts": 200}], r"probes\[0\] has unknown key\(s\) stauts"),
+        ([{"status": 200}], r"probes\[0\]\.path must be a string"),
+        ([{"path": "/a b"}], r"probes\[0\]\.path must not contain whitespace"),
+        (["/"], r"probes\[0\] must be a dict"),
+        ("/", r"probes must be a list"),
+    ],
+)
+def test_bad_probes_are_named(probes, message):
+    with pytest.raises(OptionError, match=message):
+        validate_probes(probes)
+
+
+def test_good_probes_normalised():
+    assert validate_probes([{"path": "/api/health"}, {"path": "/old", "status": "301"}]) == [
+        {"path": "/api/health", "status": 200},
+        {"path": "/old", "status": 301},
+    ]
+    assert validate_probes(None) == [{"path": "/", "status": 200}]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"memory_warn": 80}, r"thresholds\.memory_warn is not a known threshold"),
+        ({"memory_warn_pct": "high"}, r"thresholds\.memory_warn_pct must be a number"),
+        ({"disk_warn_pct": 0}, r"thresholds\.disk_warn_pct must be > 0"),
+        ({"disk_crit_pct": 120}, r"thresholds\.disk_crit_pct must be <= 100"),
+        ({"memory_warn_pct": 96}, r"thresholds\.memory_warn_pct \(96\) must not exceed"),
+        ({"load_crit_per_cpu": 1.0}, r"must not exceed thresholds\.load_crit_per_cpu"),
+    ],
+)
+def test_bad_thresholds_are_named(given, message):
+    with pytest.raises(OptionError, match=message):
+        merge_thresholds(given)
+
+
+def test_thresholds_merge_over_defaults():
+    merged = merge_thresholds({"memory_warn_pct": "80", "crash_loop_restarts": 3})
+    assert merged == {**DEFAULT_THRESHOLDS, "memory_warn_pct": 80.0, "crash_loop_restarts": 3.0}
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1, "http"])
+def test_bad_port(port):
+    with pytest.raises(OptionError, match="app_port"):
+        validate_port(port, "app_port")
+
+
+def params(**overrides):
+    base = {spec_name: spec.get("default") for spec_name, spec in diagnose.ARGUMENT_SPEC.items()}
+    base.update(app_name="workbot", app_root="/srv/workbot")
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"probes": [{"path": "/", "status": 200}, {"path": "x"}]}, r"probes\[1\]\.path"),
+        ({"app_root": "srv/workbot"}, "app_root must be an absolute path"),
+        ({"app_port": 70000}, "app_port must be a TCP port"),
+        ({"proxy_port": 0}, "proxy_port must be a TCP port"),
+        ({"log_tail_lines": 0}, "log_tail_lines must be 1-100000"),
+        ({"probe_timeout": 0.0}, "probe_timeout must be > 0"),
+        ({"required_files": ["../etc/passwd"]}, r"required_files\[0\] must be relative"),
+        ({"thresholds": {"disk_warn_pct": 99}}, r"thresholds\.disk_warn_pct"),
+    ],
+)
+def test_diagnose_build_options_errors(overrides, message):
+    with pytest.raises(OptionError, match=message):
+        diagnose.build_options(params(**overrides))
+
+
+def test_diagnose_build_options_defaults():
+    opts = diagnose.build_options(params())
+    assert opts.resolved_pm2_home() == "/srv/workbot/.pm2"
+    assert opts.probes == [{"path": "/", "status": 200}]
+    assert opts.thresholds == DEFAULT_THRESHOLDS
+    assert opts.app_port == 5000 and opts.proxy_port == 80
+
+
+def test_diagnose_module_names_bad_probe(tmp_path):
+    rc, out = run_module(
+        "diagnose",
+        {"app_name": "x", "app_root": str(tmp_path), "probes": [{"path": "api", "status": 200}]},
+        tmp_path,
+    )
+    assert rc == 1
+    assert out["failed"] is True
+    assert out["msg"] == "probes[0].path must be a string starting with '/', got 'api'"
+
+
+def test_diagnose_module_rejects_unknown_option(tmp_path):
+    rc, out = run_module("diagnose", {"app_name": "x", "app_root": "/x", "app_prot": 1}, tmp_path)
+    assert rc == 1 and "app_prot" in out["msg"]
+
+
+def test_diagnose_module_in_check_mode_on_this_host(tmp_path):
+    rc, out = run_module(
+        "diagnose",
+        {
+            "app_name": "x",
+            "app_root": str(tmp_path / "nothing"),
+            "_ansible_check_mode": True,
+            "app_port": 1,
+            "proxy_port": 2,
+            "probe_timeout": 2,
+        },
+        tmp_path,
+    )
+    assert rc == 0, out
+    assert out["changed"] is False
+    assert {"facts", "probes", "findings", "duration_ms"} <= set(out)
+    assert {"build_missing", "route_failed", "no_reverse_proxy"} <= {
+        f["code"] for f in out["findings"]
+    }
+    assert len(out["probes"]) == 2
+    assert not (tmp_path / "nothing").exists()  # read-only
+
+
+# --- reap_processes -------------------------------------------------------------------------
+
+
+def reap_params(**overrides):
+    base = {name: spec.get("default") for name, spec in reap_processes.ARGUMENT_SPEC.items()}
+    base.update(patterns=["tsx watch"])
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"scope_paths": ["/"]}, r"scope_paths\[0\] is '/'"),
+        ({"scope_paths": ["/srv/x", "relative"]}, r"scope_paths\[1\] must be an absolute path"),
+        ({"timeout": -1}, "timeout must be 0-600"),
+        ({"scope_port": 0}, "scope_port must be a TCP port"),
+        ({"patterns": []}, "patterns must list at least one"),
+    ],
+)
+def test_reap_check_params(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        reap_processes.check_params(reap_params(**overrides))
+
+
+def test_reap_module_requires_a_scope(tmp_path):
+    rc, out = run_module("reap_processes", {"patterns": ["tsx watch"]}, tmp_path)
+    assert rc == 1
+    assert "one of the following is required" in out["msg"]
+    assert "scope_users" in out["msg"] and "scope_paths" in out["msg"]
+
+
+def test_reap_module_names_bad_pattern(tmp_path):
+    rc, out = run_module(
+        "reap_processes", {"patterns": ["(tsx"], "scope_paths": ["/srv/x"]}, tmp_path
+    )
+    assert rc == 1 and out["msg"].startswith("patterns[0] '(tsx' is not a valid regular")
+
+
+def test_reap_module_check_mode_stops_nothing(tmp_path):
+    marker = f"hk-reap-check-{os.getpid()}"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time, sys; time.sleep(60)", marker], cwd=tmp_path
+    )
+    try:
+        rc, out = run_module(
+            "reap_processes",
+            {"patterns": [marker], "scope_paths": [str(tmp_path)], "_ansible_check_mode": True},
+            tmp_path,
+        )
+        assert rc == 0, out
+        assert out["changed"] is True
+        assert [(s["pid"], s["how"]) for s in out["stopped"]] == [(child.pid, "check_mode")]
+        assert child.poll() is None  # still running
+        rc, out = run_module(
+            "reap_processes",
+            {"patterns": [marker], "scope_paths": [str(tmp_path)], "timeout": 5},
+            tmp_path,
+        )
+        assert rc == 0, out
+        assert [(s["pid"], s["how"]) for s in out["stopped"]] == [(child.pid, "SIGTERM")]
+        assert child.wait(5) == -15
+        rc, out = run_module(
+            "reap_processes", {"patterns": [marker], "scope_paths": [str(tmp_path)]}, tmp_path
+        )
+        assert (rc, out["changed"], out["stopped"]) == (0, False, [])
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+# --- filter plugin --------------------------------------------------------------------------
+
+
+FINDINGS = [
+    {"code": "dev_mode", "severity": "critical", "summary": "", "evidence": []},
+    {"code": "log_errors", "severity": "warning", "summary": "", "evidence": []},
+    {"code": "dev_mode", "severity": "critical", "summary": "", "evidence": []},
+]
+
+
+def test_filters_registered():
+    assert set(FilterModule().filters()) == {"diagnosis_compare", "finding_codes"}
+
+
+def test_finding_codes():
+    assert finding_codes(FINDINGS) == ["dev_mode", "log_errors"]
+    assert finding_codes(FINDINGS, severity="warning") == ["log_errors"]
+    assert finding_codes({"findings": FINDINGS, "facts": {}}) == ["dev_mode", "log_errors"]
+    assert finding_codes([]) == []
+    with pytest.raises(AnsibleFilterError, match=r"findings\[0\] has no code"):
+        finding_codes([{"severity": "critical"}])
+    with pytest.raises(AnsibleFilterError, match="expected a list"):
+        finding_codes("dev_mode")
+
+
+def test_diagnosis_compare_filter():
+    before = {"findings": FINDINGS, "probes": [], "facts": {}}
+    after = {"findings": FINDINGS[1:2], "probes": [], "facts": {}}
+    assert diagnosis_compare(before, after)["verdict"] == "improved"
+    assert diagnosis_compare(before, after, outcome="rolled_back")["verdict"] == "rolled_back"
+    assert diagnosis_compare(before, after, reloads=2, outcome="")["verdict"] == "improved"
+    with pytest.raises(AnsibleFilterError, match="outcome must be one of"):
+        diagnosis_compare(before, after, outcome="nope")
+    with pytest.raises(AnsibleFilterError, match="before must be a diagnose result"):
+        diagnosis_compare(["x"], after)

@@ -1,0 +1,144 @@
+"""probes: real HTTP exchanges with a local server; refusals, timeouts, no redirects."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from hk_testlib import free_port
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
+    http_probe,
+    probe_host,
+    probe_url,
+    run_probes,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import Listener
+
+KEYS = {"url", "path", "via", "expected", "status", "ok", "latency_ms", "body_sample", "error"}
+
+
+@pytest.fixture
+def incident_app(http_server):
+    """Pages answer 200, every API route 404: the incident's symptom."""
+    return http_server({"/api/health": 404, "/api/chat": 404, "/old": 301})
+
+
+@pytest.mark.parametrize(
+    ("path", "expected", "status", "ok"),
+    [
+        ("/", 200, 200, True),
+        ("/login", 200, 200, True),
+        ("/api/health", 200, 404, False),
+        ("/api/health", 404, 404, True),
+        ("/old", 200, 301, False),  # the redirect is the answer, not followed
+        ("/old", 301, 301, True),
+        ("/?q=1", 200, 200, True),
+    ],
+)
+def test_probe_statuses(incident_app, path, expected, status, ok):
+    url = probe_url("127.0.0.1", incident_app.server_port, path)
+    result = http_probe(url, expected, timeout=3)
+    assert set(result) == KEYS
+    assert (result["status"], result["ok"], result["error"]) == (status, ok, None)
+    assert result["path"] == path
+    assert result["via"] == "direct"
+    assert result["latency_ms"] >= 0
+    assert result["body_sample"].startswith("<!DOCTYPE html>")
+    assert len(result["body_sample"]) <= 200
+    # only one request: a 301 was not followed to /login
+    assert [r["path"] for r in incident_app.seen] == [path]
+
+
+def test_connection_refused_is_a_result_not_an_exception():
+    url = probe_url("127.0.0.1", free_port(), "/")
+    result = http_probe(url, 200, timeout=2, via="proxy")
+    assert result["status"] is None
+    assert result["ok"] is False
+    assert result["error"] == "connection refused"
+    assert result["via"] == "proxy"
+
+
+def test_timeout_is_a_result():
+    # accepts the connection, never answers
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    try:
+        result = http_probe(probe_url("127.0.0.1", srv.getsockname()[1], "/"), 200, timeout=0.3)
+    finally:
+        srv.close()
+    assert result["status"] is None
+    assert result["error"] == "timed out after 0.3s"
+
+
+def test_not_http_is_a_result():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def garbage():
+        conn, _ = srv.accept()
+        conn.recv(1024)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+        conn.close()
+
+    t = threading.Thread(target=garbage, daemon=True)
+    t.start()
+    try:
+        result = http_probe(probe_url("127.0.0.1", srv.getsockname()[1], "/"), 200, timeout=2)
+    finally:
+        t.join(2)
+        srv.close()
+    assert result["status"] is None
+    assert result["error"]
+
+
+def test_host_header_and_no_proxy_from_environment(http_server, monkeypatch):
+    # a probe to 127.0.0.1 must not go through the environment's proxy
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    srv = http_server()
+    url = probe_url("127.0.0.1", srv.server_port, "/")
+    result = http_probe(url, 200, timeout=3, host_header="workbot.example.com", via="proxy")
+    assert result["ok"], result
+    assert srv.seen == [{"path": "/", "host": "workbot.example.com"}]
+
+
+def test_run_probes_keeps_order(incident_app):
+    port = incident_app.server_port
+    jobs = [
+        {"url": probe_url("127.0.0.1", port, p), "expected": 200, "via": "direct"}
+        for p in ("/", "/api/health", "/login")
+    ]
+    results = run_probes(jobs, timeout=3)
+    assert [(r["path"], r["status"]) for r in results] == [
+        ("/", 200),
+        ("/api/health", 404),
+        ("/login", 200),
+    ]
+    assert run_probes([], timeout=1) == []
+
+
+@pytest.mark.parametrize(
+    ("listeners", "port", "host"),
+    [
+        ([], 5000, "127.0.0.1"),
+        ([("0.0.0.0", 5000)], 5000, "127.0.0.1"),
+        ([("127.0.0.1", 5000)], 5000, "127.0.0.1"),
+        ([("::", 80)], 80, "[::1]"),  # nginx's listen [::]:80 is IPv6-only
+        ([("::", 80), ("0.0.0.0", 80)], 80, "127.0.0.1"),
+        ([("::1", 5000)], 5000, "[::1]"),
+        ([("10.0.0.5", 5000)], 5000, "10.0.0.5"),
+        ([("2001:db8::5", 5000)], 5000, "[2001:db8::5]"),
+        ([("::ffff:10.0.0.5", 5000)], 5000, "10.0.0.5"),
+        ([("127.0.1.1", 5000)], 5000, "127.0.1.1"),
+        ([("0.0.0.0", 22)], 5000, "127.0.0.1"),
+    ],
+)
+def test_probe_host(listeners, port, host):
+    objs = [Listener("tcp6" if ":" in a else "tcp", a, p, i) for i, (a, p) in enumerate(listeners)]
+    assert probe_host(objs, port) == host
