@@ -263,7 +263,12 @@ def normalize_cmdline(cmdline: list[str]) -> str:
     secrets masked (``/usr/bin/node a.js`` and ``node a.js`` are the same command)."""
     if not cmdline:
         return ""
-    argv = [cmdline[0].rsplit("/", 1)[-1], *cmdline[1:]]
+    first = cmdline[0]
+    # A process title set by the program itself ("PM2 v7.0.4: God Daemon (/srv/x/.pm2)")
+    # is one argument with spaces, not a path: keep it whole.
+    if " " not in first:
+        first = first.rsplit("/", 1)[-1]
+    argv = [first, *cmdline[1:]]
     return " ".join(redact_argv(argv))
 
 

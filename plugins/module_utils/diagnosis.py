@@ -72,6 +72,7 @@ class DiagnoseOptions:
     scope_paths: list[str] = field(default_factory=list)
     probes: list[dict[str, Any]] = field(default_factory=lambda: [{"path": "/", "status": 200}])
     proxy_port: int = 80
+    proxy_scheme: str = "http"
     proxy_host_header: str | None = None
     pm2_home: str | None = None
     pm2_bin: str = "pm2"
@@ -277,7 +278,7 @@ def probe_all(opts: DiagnoseOptions, listeners: list[dict[str, Any]]) -> list[di
     for probe in opts.probes:
         jobs.append(
             {
-                "url": probe_url(proxy, opts.proxy_port, probe["path"]),
+                "url": probe_url(proxy, opts.proxy_port, probe["path"], opts.proxy_scheme),
                 "expected": probe["status"],
                 "via": "proxy",
                 "host_header": opts.proxy_host_header,
@@ -300,6 +301,7 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
             "root": opts.app_root,
             "port": opts.app_port,
             "proxy_port": opts.proxy_port,
+            "proxy_scheme": opts.proxy_scheme,
         },
     }
     facts.update(collect_system(opts, errors))

@@ -78,6 +78,14 @@ options:
     description: Port of the reverse proxy (nginx) in front of the app.
     type: int
     default: 80
+  proxy_scheme:
+    description:
+      - Scheme of the probes through the proxy. With C(https) (a proxy that redirects
+        plain HTTP to HTTPS, O(proxy_port) its TLS port) the certificate is not verified;
+        the probes ask whether the site answers, not whether its certificate is valid.
+    type: str
+    choices: [http, https]
+    default: http
   proxy_host_header:
     description: C(Host) header for probes through the proxy (its C(server_name)).
     type: str
@@ -273,6 +281,7 @@ ARGUMENT_SPEC = {
     "scope_paths": {"type": "list", "elements": "path", "default": []},
     "probes": {"type": "list", "elements": "dict", "default": [{"path": "/", "status": 200}]},
     "proxy_port": {"type": "int", "default": 80},
+    "proxy_scheme": {"type": "str", "choices": ["http", "https"], "default": "http"},
     "proxy_host_header": {"type": "str"},
     "pm2_home": {"type": "path"},
     "pm2_bin": {"type": "str", "default": "pm2"},
@@ -309,6 +318,7 @@ def build_options(params: dict) -> DiagnoseOptions:
         scope_paths=list(params["scope_paths"]),
         probes=validate_probes(params["probes"]),
         proxy_port=validate_port(params["proxy_port"], "proxy_port"),
+        proxy_scheme=params["proxy_scheme"],
         proxy_host_header=params["proxy_host_header"],
         pm2_home=params["pm2_home"],
         pm2_bin=params["pm2_bin"],

@@ -265,3 +265,9 @@ def test_read_package_name_does_not_block_on_a_fifo(tmp_path):
 
     os.mkfifo(tmp_path / "package.json")
     assert read_package_name(str(tmp_path)) is None
+
+
+def test_normalize_keeps_a_process_title_whole():
+    title = "PM2 v7.0.4: God Daemon (/srv/workbot/.pm2)"
+    assert normalize_cmdline([title]) == title
+    assert normalize_cmdline(["/usr/bin/node", "server.js"]) == "node server.js"
