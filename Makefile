@@ -14,7 +14,7 @@ export PY_COLORS ?= 0
 export HARDENKIT_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 
 # Every Molecule scenario; `make test` runs them all.
-SCENARIOS := default
+SCENARIOS := default rollback broken_server
 
 .PHONY: help setup system venv docker images lint unit molecule test test-quick demo demo-clean clean
 

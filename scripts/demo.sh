@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# `make demo`: a local Docker container plays the server, `ansible-playbook harden.yml`
-# hardens it, and the result is shown. `scripts/demo.sh --clean` removes the container.
+# `make demo`: a local Docker container plays the incident's broken server, the kit
+# diagnoses it, `ansible-playbook harden.yml` hardens it, and the before/after diagnosis,
+# the verdict and the report are shown. `scripts/demo.sh --clean` removes the container.
 #
 # Environment: HARDENKIT_DEMO_PORT (default 8080) is where Nginx is published on
-# 127.0.0.1; HARDENKIT_DEMO_IMAGE (default hardenkit-base:debian12) is the target image.
+# 127.0.0.1; HARDENKIT_DEMO_IMAGE (default hardenkit-base:debian12) is the target image;
+# HARDENKIT_REPORTS_DIR (default reports/) is where the reports go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +24,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "Starting a fresh target container ($name, $image)"
 docker rm -f "$name" >/dev/null 2>&1 || true
 docker run -d --name "$name" --hostname "$name" \
-    --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --cap-add SYS_ADMIN --cap-add SYS_PTRACE --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
     -p "127.0.0.1:${port}:80" "$image" /lib/systemd/systemd >/dev/null
 for _ in $(seq 1 60); do
@@ -32,8 +34,39 @@ for _ in $(seq 1 60); do
 done
 echo "systemd: ${state:-not up}"
 
+reports="${HARDENKIT_REPORTS_DIR:-$PWD/reports}"
+findings() {  # findings of a report: latest.json's "after" (or "before" for a diagnosis)
+    python3 - "$reports/$name/latest.json" "$1" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+phase = doc.get(sys.argv[2]) or doc["before"]
+for f in phase["findings"]:
+    print(f"  {f['severity']:<8} {f['code']:<20} {f['summary']}")
+if not phase["findings"]:
+    print("  (no findings)")
+PY
+}
+
+say "Breaking it the way the incident's server was broken"
+echo "four 'tsx watch server.ts' dev copies, an incomplete .next, API routes failing, no PM2,"
+echo "no Nginx, no log rotation (molecule/resources/playbooks/break_server.yml)"
+ansible-playbook molecule/resources/playbooks/break_server.yml >/tmp/hardenkit-demo-break.log 2>&1 || {
+    tail -40 /tmp/hardenkit-demo-break.log; echo "demo: breaking the server failed" >&2; exit 1; }
+
+say "Diagnosis before: ansible-playbook playbooks/diagnose.yml"
+ansible-playbook playbooks/diagnose.yml -e "hardenkit_reports_dir=$reports" >/tmp/hardenkit-demo-diagnose.log 2>&1 || {
+    tail -40 /tmp/hardenkit-demo-diagnose.log; exit 1; }
+findings before
+
 say "ansible-playbook harden.yml"
-ansible-playbook harden.yml
+ansible-playbook harden.yml -e "hardenkit_reports_dir=$reports"
+
+say "Diagnosis after"
+findings after
+verdict=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["verdict"])' "$reports/$name/latest.json")
+echo
+echo "  verdict: $verdict"
+echo "  report:  $reports/$name/latest.md"
 
 say "The hardened app"
 for path in / /login /api/health; do

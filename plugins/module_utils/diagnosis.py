@@ -12,6 +12,7 @@ import functools
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -209,6 +210,21 @@ def collect_processes_and_listeners(
     return rows, [_listener_row(lst, procs) for lst in listeners]
 
 
+def mark_pm2_workers(
+    processes: list[dict[str, Any]], pm2: Mapping[str, Any], app_name: str
+) -> None:
+    """Workers PM2 itself lists under the app's name belong to the app, even where their
+    cwd cannot be read (a sandboxed unit, a container without CAP_SYS_PTRACE)."""
+    pids = {
+        p.get("pid")
+        for p in (pm2.get("processes") or [])
+        if p.get("name") == app_name and p.get("pid")
+    }
+    for row in processes:
+        if not row["in_scope"] and row["pid"] in pids:
+            row["in_scope"] = "pm2"
+
+
 def collect_logs(
     opts: DiagnoseOptions, pm2: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -312,6 +328,7 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     facts["pm2"] = query_pm2(
         opts.pm2_bin, pm2_home, opts.app_user or opts.app_name, proc_root=opts.proc_root
     )
+    mark_pm2_workers(processes, facts["pm2"], opts.app_name)
     facts["build"] = build_integrity(
         os.path.join(opts.app_root, "current"), os.path.exists, read_small_text, opts.required_files
     )

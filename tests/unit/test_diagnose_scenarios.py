@@ -216,3 +216,20 @@ def test_incident_to_hardened_compares_as_improved(incident, hardened):
 def test_diagnose_never_writes(incident, tmp_path):
     # the incident's app root, PM2 home and log directories were not created by diagnosing
     assert not (tmp_path / "incident" / "srv").exists()
+
+
+def test_pm2_workers_belong_to_the_app_even_with_an_unreadable_cwd():
+    from ansible_collections.hardenkit.nodeapp.plugins.module_utils.diagnosis import (
+        mark_pm2_workers,
+    )
+
+    rows = [
+        {"pid": 30, "in_scope": None, "cwd": None},
+        {"pid": 31, "in_scope": None, "cwd": None},
+        {"pid": 99, "in_scope": None, "cwd": None},
+        {"pid": 40, "in_scope": "cwd", "cwd": "/srv/workbot/current"},
+    ]
+    pm2 = {"processes": [{"name": "workbot", "pid": 30}, {"name": "workbot", "pid": 31},
+                         {"name": "other", "pid": 99}]}
+    mark_pm2_workers(rows, pm2, "workbot")
+    assert [r["in_scope"] for r in rows] == ["pm2", "pm2", None, "cwd"]
