@@ -20,7 +20,7 @@ description:
     must hold.
   - Never touched, whatever matches, PID 1, this module's own process and its
     ancestors (the shell, sudo, sshd that run it) and a PM2 daemon. They are reported as
-    skipped with the reason.
+    left alone with the reason.
   - A pid reused by a new process during the wait is not signalled again (start times
     are compared).
 author:
@@ -127,8 +127,10 @@ stopped:
   sample:
     - {pid: 944, user: root, cwd: /workspace/projects, how: SIGTERM,
        cmdline: "node /workspace/projects/node_modules/.bin/../tsx/dist/cli.mjs watch server.ts"}
-skipped:
-  description: Processes that matched a pattern but were left alone, each with C(reason).
+left_alone:
+  description:
+    - Processes that matched a pattern but were left alone, each with C(reason).
+    - Not called C(skipped), which Ansible reads as "the task was skipped".
   returned: always
   type: list
   elements: dict
@@ -138,7 +140,7 @@ skipped:
       cwd: /home/alice/other
       reason: "out of scope: cwd /home/alice/other not under scope_paths"
       cmdline: node /home/alice/other/node_modules/.bin/next dev
-failed:
+not_stopped:
   description: Processes that could not be stopped, each with C(error). The task fails
     when this is not empty.
   returned: always
@@ -221,7 +223,9 @@ def main() -> None:
         )
         if module.check_mode:
             stopped = [{**t, "how": "check_mode"} for t in targets]
-            module.exit_json(changed=bool(stopped), stopped=stopped, skipped=skipped, failed=[])
+            module.exit_json(
+                changed=bool(stopped), stopped=stopped, left_alone=skipped, not_stopped=[]
+            )
         stopped, failed = terminate(
             targets,
             timeout=p["timeout"],
@@ -238,10 +242,10 @@ def main() -> None:
             + "; ".join(f"pid {f['pid']}: {f['error']}" for f in failed),
             changed=changed,
             stopped=stopped,
-            skipped=skipped,
-            failed=failed,
+            left_alone=skipped,
+            not_stopped=failed,
         )
-    module.exit_json(changed=changed, stopped=stopped, skipped=skipped, failed=failed)
+    module.exit_json(changed=changed, stopped=stopped, left_alone=skipped, not_stopped=failed)
 
 
 if __name__ == "__main__":
