@@ -225,11 +225,33 @@ def mark_pm2_workers(
             row["in_scope"] = "pm2"
 
 
+def output_files(pid: int, proc_root: str = "/proc") -> list[str]:
+    """Regular files a process writes its stdout and stderr to (``nohup app >> x.log``)."""
+    found = []
+    for fd in (1, 2):
+        try:
+            target = os.readlink(f"{proc_root}/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/") and not target.startswith(("/dev/", "/proc/")):
+            target = target.removesuffix(" (deleted)")
+            if os.path.isfile(target) and target not in found:
+                found.append(target)
+    return found
+
+
 def collect_logs(
-    opts: DiagnoseOptions, pm2: dict[str, Any]
+    opts: DiagnoseOptions, pm2: dict[str, Any], processes: list[dict[str, Any]] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """Scan logs and check their rotation. Returns (logs, logrotate, log dirs)."""
+    """Scan logs and check their rotation. Returns (logs, logrotate, log dirs).
+
+    Besides the configured paths and PM2's, the files the app's own processes write their
+    output to are logs too: a dev server started with ``>> dev.log`` grows that file.
+    """
     patterns = list(opts.log_paths) if opts.log_paths is not None else opts.default_log_paths()
+    for row in processes or []:
+        if row.get("in_scope") and not row.get("manager"):
+            patterns += [p for p in output_files(row["pid"], opts.proc_root) if p not in patterns]
     pm2_logs = []
     for proc in pm2.get("processes") or []:
         for key in ("pm_out_log_path", "pm_err_log_path"):
@@ -332,7 +354,7 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     facts["build"] = build_integrity(
         os.path.join(opts.app_root, "current"), os.path.exists, read_small_text, opts.required_files
     )
-    facts["logs"], facts["logrotate"], log_dirs = collect_logs(opts, facts["pm2"])
+    facts["logs"], facts["logrotate"], log_dirs = collect_logs(opts, facts["pm2"], processes)
     facts["disk"] = disk_usage([opts.app_root, pm2_home, *log_dirs])
     probes = probe_all(opts, listeners)
     facts["errors"] = errors

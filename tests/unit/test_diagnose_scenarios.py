@@ -233,3 +233,23 @@ def test_pm2_workers_belong_to_the_app_even_with_an_unreadable_cwd():
                          {"name": "other", "pid": 99}]}
     mark_pm2_workers(rows, pm2, "workbot")
     assert [r["in_scope"] for r in rows] == ["pm2", "pm2", None, "cwd"]
+
+
+def test_output_files_of_a_process(tmp_path):
+    """A dev server started with `>> dev.log` writes to a file the diagnosis must scan."""
+    import os
+
+    from ansible_collections.hardenkit.nodeapp.plugins.module_utils.diagnosis import output_files
+
+    log = tmp_path / "dev.log"
+    log.write_text("Error: listen EADDRINUSE: address already in use 0.0.0.0:5000\n")
+    fd = tmp_path / "proc" / "42" / "fd"
+    fd.mkdir(parents=True)
+    os.symlink(str(log), fd / "1")
+    os.symlink(str(log), fd / "2")
+    (tmp_path / "proc" / "43" / "fd").mkdir(parents=True)
+    os.symlink("/dev/null", tmp_path / "proc" / "43" / "fd" / "1")
+    os.symlink("pipe:[1234]", tmp_path / "proc" / "43" / "fd" / "2")
+    assert output_files(42, str(tmp_path / "proc")) == [str(log)]
+    assert output_files(43, str(tmp_path / "proc")) == []
+    assert output_files(44, str(tmp_path / "proc")) == []
