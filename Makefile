@@ -16,14 +16,14 @@ export HARDENKIT_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 # Every Molecule scenario; `make test` runs them all.
 SCENARIOS := default rollback broken_server
 
-.PHONY: help setup system venv docker images lint unit molecule test test-quick demo demo-clean clean
+.PHONY: help setup system venv docker images lint unit molecule test test-quick demo demo-clean clean bench-diagnose
 
 help:
 	@echo "make demo        harden a local Docker container playing the broken server, show the report"
 	@echo "make demo-clean  remove the demo container"
 	@echo "make test        lint, unit tests and every Molecule scenario ($(SCENARIOS))"
 	@echo "make test-quick  lint, unit tests and the default scenario"
-	@echo "make lint | unit | molecule SCENARIOS=default"
+	@echo "make lint | unit | molecule SCENARIOS=default | bench-diagnose"
 
 setup: system venv docker images
 
@@ -63,6 +63,10 @@ test: setup lint unit molecule
 
 test-quick: setup lint unit
 	$(MAKE) molecule SCENARIOS=default
+
+# Measurements, never part of `make test`'s pass/fail.
+bench-diagnose: venv
+	$(BIN)/python bench/diagnose_bench.py --extra-processes 300 --rounds 20
 
 demo: setup
 	@scripts/demo.sh
