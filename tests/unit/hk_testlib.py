@@ -118,3 +118,35 @@ def build_fake_proc(
     (root / "net" / "tcp").write_text(tcp_table(v4, v6=False))
     (root / "net" / "tcp6").write_text(tcp_table(v6, v6=True))
     return root
+
+
+def build_hardened_host(base: Path, app_port: int, proxy_port: int) -> tuple[Path, Path]:
+    """The hardened host on disk under ``base``: a complete release behind ``current``, logs
+    with their logrotate config, and a fake /proc whose app and proxy listen on the given
+    ports. Returns ``(app_root, proc)``."""
+    app_root = base / "srv" / "workbot"
+    release = app_root / "releases" / "3f9a2c1b7e4d"
+    server = release / ".next" / "server"
+    (server / "app" / "api" / "health").mkdir(parents=True)
+    (server / "pages").mkdir()
+    (release / ".next" / "BUILD_ID").write_text("k3Yq8vPq")
+    (server / "app-paths-manifest.json").write_text(
+        json.dumps({"/page": "app/page.js", "/api/health/route": "app/api/health/route.js"})
+    )
+    (server / "pages-manifest.json").write_text(json.dumps({"/_document": "pages/_document.js"}))
+    for rel in ("app/page.js", "app/api/health/route.js", "pages/_document.js"):
+        (server / rel).write_text("")
+    (app_root / "current").symlink_to(release)
+    logs = app_root / "shared" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "workbot-out.log").write_text(fixture_text("logs", "workbot-out.log"))
+    (app_root / ".pm2" / "logs").mkdir(parents=True)
+    rotate = base / "logrotate.d"
+    rotate.mkdir()
+    (rotate / "workbot").write_text(
+        fixture_text("logrotate", "workbot").replace("/srv/workbot", str(app_root))
+    )
+    proc = build_fake_proc(
+        base / "proc", "hardened", {"APP": app_port, "PROXY": proxy_port}, str(app_root)
+    )
+    return app_root, proc

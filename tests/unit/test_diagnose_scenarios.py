@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hk_testlib import FIXTURES, build_fake_proc, fixture_text, free_port
+from hk_testlib import FIXTURES, build_fake_proc, build_hardened_host, fixture_text, free_port
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils import diagnosis
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.compare import compare
@@ -51,7 +51,7 @@ def incident(tmp_path, http_server):
             str(FIXTURES / "logs" / "workbot-error.log"),
             str(FIXTURES / "logs" / "nginx-error.log"),
         ],
-        logrotate_dir=str(rotate),
+        logrotate_dir=str(tmp_path / "logrotate.d"),
         probe_timeout=3,
         thresholds=THRESHOLDS,
         proc_root=str(proc),
@@ -130,35 +130,7 @@ def hardened(tmp_path, http_server, monkeypatch):
     tmp_path = tmp_path / "hardened"
     app = http_server()
     proxy = http_server()
-    app_root = tmp_path / "srv" / "workbot"
-    # a complete release behind `current`
-    release = app_root / "releases" / "3f9a2c1b7e4d"
-    server = release / ".next" / "server"
-    (server / "app" / "api" / "health").mkdir(parents=True)
-    (server / "pages").mkdir()
-    (release / ".next" / "BUILD_ID").write_text("k3Yq8vPq")
-    (server / "app-paths-manifest.json").write_text(
-        json.dumps({"/page": "app/page.js", "/api/health/route": "app/api/health/route.js"})
-    )
-    (server / "pages-manifest.json").write_text(json.dumps({"/_document": "pages/_document.js"}))
-    for rel in ("app/page.js", "app/api/health/route.js", "pages/_document.js"):
-        (server / rel).write_text("")
-    (app_root / "current").symlink_to(release)
-    logs = app_root / "shared" / "logs"
-    logs.mkdir(parents=True)
-    (logs / "workbot-out.log").write_text(fixture_text("logs", "workbot-out.log"))
-    (app_root / ".pm2" / "logs").mkdir(parents=True)
-    rotate = tmp_path / "logrotate.d"
-    rotate.mkdir()
-    (rotate / "workbot").write_text(
-        fixture_text("logrotate", "workbot").replace("/srv/workbot", str(app_root))
-    )
-    proc = build_fake_proc(
-        tmp_path / "proc",
-        "hardened",
-        {"APP": app.server_port, "PROXY": proxy.server_port},
-        str(app_root),
-    )
+    app_root, proc = build_hardened_host(tmp_path, app.server_port, proxy.server_port)
 
     now_ms = 1770717600000
     jlist = parse_jlist(fixture_text("pm2", "jlist_healthy.json"), now_ms)
@@ -183,7 +155,7 @@ def hardened(tmp_path, http_server, monkeypatch):
         probes=PROBES,
         proxy_port=proxy.server_port,
         proxy_host_header="workbot.example.com",
-        logrotate_dir=str(rotate),
+        logrotate_dir=str(tmp_path / "logrotate.d"),
         probe_timeout=3,
         thresholds=THRESHOLDS,
         proc_root=str(proc),

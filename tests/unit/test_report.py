@@ -29,7 +29,7 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from hk_testlib import FIXTURES, build_fake_proc, fixture_text, free_port
+from hk_testlib import FIXTURES, build_fake_proc, build_hardened_host, fixture_text, free_port
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils import diagnosis
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.compare import compare
@@ -127,7 +127,7 @@ def incident_diagnosis(base: Path, stack: ExitStack) -> tuple[dict, dict[int, in
             str(FIXTURES / "logs" / "workbot-error.log"),
             str(FIXTURES / "logs" / "nginx-error.log"),
         ],
-        logrotate_dir=str(rotate),
+        logrotate_dir=str(base / "logrotate.d"),
         probe_timeout=3,
         thresholds=THRESHOLDS,
         proc_root=str(proc),
@@ -138,34 +138,7 @@ def incident_diagnosis(base: Path, stack: ExitStack) -> tuple[dict, dict[int, in
 def hardened_diagnosis(base: Path, stack: ExitStack) -> tuple[dict, dict[int, int]]:
     app = stack.enter_context(serve())
     proxy = stack.enter_context(serve())
-    app_root = base / "srv" / "workbot"
-    release = app_root / "releases" / "3f9a2c1b7e4d"
-    server = release / ".next" / "server"
-    (server / "app" / "api" / "health").mkdir(parents=True)
-    (server / "pages").mkdir()
-    (release / ".next" / "BUILD_ID").write_text("k3Yq8vPq")
-    (server / "app-paths-manifest.json").write_text(
-        json.dumps({"/page": "app/page.js", "/api/health/route": "app/api/health/route.js"})
-    )
-    (server / "pages-manifest.json").write_text(json.dumps({"/_document": "pages/_document.js"}))
-    for rel in ("app/page.js", "app/api/health/route.js", "pages/_document.js"):
-        (server / rel).write_text("")
-    (app_root / "current").symlink_to(release)
-    logs = app_root / "shared" / "logs"
-    logs.mkdir(parents=True)
-    (logs / "workbot-out.log").write_text(fixture_text("logs", "workbot-out.log"))
-    (app_root / ".pm2" / "logs").mkdir(parents=True)
-    rotate = base / "logrotate.d"
-    rotate.mkdir()
-    (rotate / "workbot").write_text(
-        fixture_text("logrotate", "workbot").replace("/srv/workbot", str(app_root))
-    )
-    proc = build_fake_proc(
-        base / "proc",
-        "hardened",
-        {"APP": app.server_port, "PROXY": proxy.server_port},
-        str(app_root),
-    )
+    app_root, proc = build_hardened_host(base, app.server_port, proxy.server_port)
     # Four dev copies gone: most of the memory is back.
     meminfo = (proc / "meminfo").read_text()
     meminfo = meminfo.replace("MemAvailable:    1548212", "MemAvailable:    5402116")
@@ -190,7 +163,7 @@ def hardened_diagnosis(base: Path, stack: ExitStack) -> tuple[dict, dict[int, in
         probes=PROBES,
         proxy_port=proxy.server_port,
         proxy_host_header="workbot.example.com",
-        logrotate_dir=str(rotate),
+        logrotate_dir=str(base / "logrotate.d"),
         probe_timeout=3,
         thresholds=THRESHOLDS,
         proc_root=str(proc),
