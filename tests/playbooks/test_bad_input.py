@@ -57,6 +57,9 @@ CASES = [
     ("root-as-app-user", {"app_user": "root"}, "app_user"),
     ("keep-one-release", {"app_release_keep": 1}, "app_release_keep"),
     ("bad-logrotate-size", {"logrotate_max_size": "lots"}, "logrotate_max_size"),
+    ("watchdog-interval-1", {"watchdog_interval": 1}, "watchdog_interval"),
+    ("watchdog-webhook-ftp", {"watchdog_webhook_url": "ftp://alerts.invalid/"},
+     "watchdog_webhook_url"),
 ]
 
 

@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+"""hardenkit watchdog: probe an app's health, reload or restart it when it stays unhealthy.
+
+Run by a systemd timer (one oneshot run per interval) with a JSON config written by the
+hardenkit.nodeapp.watchdog role:
+
+    hardenkit-watchdog.py /etc/hardenkit/watchdog/<app>.json
+
+Each run probes the health path directly on the app's port and through Nginx. After
+``failures_before_action`` failed runs in a row it acts:
+
+* the app fails directly: ``systemctl reload <pm2 unit>`` (PM2's graceful startOrReload)
+  first; if the app still fails ``failures_before_action`` runs later, ``systemctl restart``;
+* only the path through Nginx fails: ``systemctl restart nginx`` (after ``nginx -t``).
+
+Never more than ``max_actions`` actions within ``action_window`` seconds: past that the
+watchdog logs that it holds off and alerts once. Every probe failure, action and
+recovery is logged to the journal with its reason (syslog level prefixes), and optionally
+POSTed as JSON to a webhook. A PM2 unit stopped on purpose (inactive, not failed) is
+left alone. Standard library only; state lives in one JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+# journald reads these prefixes as the line's priority (SyslogLevelPrefix=yes).
+ERR, WARNING, NOTICE, INFO = "<3>", "<4>", "<5>", "<6>"
+
+
+@dataclass
+class Probe:
+    """One probe's outcome: ok, and what happened (status or error) for the log."""
+
+    ok: bool
+    detail: str
+
+
+def probe(url: str, expect_status: int, timeout: float, host_header: str = "") -> Probe:
+    """GET ``url`` without following redirects; ok when the status is ``expect_status``."""
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False  # a local probe of our own Nginx, by address
+    ctx.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(
+        _NoRedirect, urllib.request.HTTPSHandler(context=ctx), urllib.request.ProxyHandler({})
+    )
+    req = urllib.request.Request(url, headers={"User-Agent": "hardenkit-watchdog"})
+    if host_header:
+        req.add_header("Host", host_header)
+    start = time.monotonic()
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except TimeoutError:
+        return Probe(False, f"no answer within {timeout:g} s")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Probe(False, f"{type(reason).__name__}: {reason}")
+    took = (time.monotonic() - start) * 1000
+    if status == expect_status:
+        return Probe(True, f"{status} in {took:.0f} ms")
+    return Probe(False, f"{status} (expected {expect_status}) in {took:.0f} ms")
+
+
+def decide(
+    state: dict[str, Any],
+    direct: Probe,
+    upstream: Probe | None,
+    now: float,
+    cfg: dict[str, Any],
+) -> tuple[str | None, str, list[tuple[str, str]]]:
+    """Update ``state`` for one run; return (action or None, reason, log lines).
+
+    Pure: no I/O, so the policy is unit-tested. Actions are ``reload``, ``restart``
+    (the PM2 unit) and ``restart-nginx``; ``hold`` means one was due but the bound of
+    actions per window was reached; ``recovered`` that the app is healthy again after
+    failures (an event to report, nothing to do).
+    """
+    logs: list[tuple[str, str]] = []
+    threshold = int(cfg["failures_before_action"])
+    window = float(cfg["action_window"])
+    state["actions"] = [a for a in state.get("actions", []) if now - a["time"] < window]
+
+    if direct.ok and (upstream is None or upstream.ok):
+        if state.get("failures", 0) or state.get("episode_actions", 0):
+            logs.append(
+                (NOTICE, f"healthy again after {state.get('failures', 0)} failed probe(s) "
+                 f"and {state.get('episode_actions', 0)} action(s): direct {direct.detail}"
+                 + (f", via nginx {upstream.detail}" if upstream else ""))
+            )
+            action_taken = "recovered"
+        else:
+            action_taken = None
+        state.update(failures=0, episode_actions=0, kind=None, held=False)
+        return action_taken, "", logs
+
+    kind = "app" if not direct.ok else "nginx"
+    if state.get("kind") != kind:
+        state.update(failures=0, episode_actions=0, held=False)
+    state["kind"] = kind
+    state["failures"] = state.get("failures", 0) + 1
+    reason = (
+        f"{state['failures']} failed probe(s) in a row of {cfg['health_path']}: "
+        f"direct {direct.detail}" + (f", via nginx {upstream.detail}" if upstream else "")
+    )
+    logs.append((WARNING, f"probe failed ({state['failures']}/{threshold}): {reason}"))
+    if state["failures"] < threshold:
+        return None, reason, logs
+
+    if kind == "app":
+        action = "reload" if state.get("episode_actions", 0) == 0 else "restart"
+    else:
+        action = "restart-nginx"
+    if len(state["actions"]) >= int(cfg["max_actions"]):
+        if not state.get("held"):
+            logs.append(
+                (ERR, f"would {action}, but {len(state['actions'])} action(s) in the last "
+                 f"{window:g} s already (max {cfg['max_actions']}): holding off; {reason}")
+            )
+            state["held"] = True
+            return "hold", reason, logs
+        return None, reason, logs
+    state["actions"].append({"time": now, "action": action, "reason": reason})
+    state["episode_actions"] = state.get("episode_actions", 0) + 1
+    state["failures"] = 0  # the next threshold runs judge the action
+    return action, reason, logs
+
+
+def systemctl(*args: str) -> tuple[int, str]:
+    proc = subprocess.run(
+        ["systemctl", *args], capture_output=True, text=True, timeout=600, check=False
+    )
+    return proc.returncode, (proc.stderr or proc.stdout).strip()
+
+
+def alert(cfg: dict[str, Any], event: dict[str, Any]) -> None:
+    """POST the event as JSON to the webhook, if one is configured; never raises."""
+    url = cfg.get("webhook_url") or ""
+    if not url:
+        return
+    body = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json", **(cfg.get("webhook_headers") or {})}
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=float(cfg.get("webhook_timeout", 5))) as resp:
+            log(INFO, f"alert sent ({resp.status})")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log(WARNING, f"alert not sent: {exc}")
+
+
+def log(level: str, message: str) -> None:
+    print(f"{level}{message}", flush=True)
+
+
+def load_state(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            state = json.load(fh)
+        return state if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_state(path: str, state: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(state, fh)
+    os.replace(tmp, path)
+
+
+def act(action: str, cfg: dict[str, Any]) -> tuple[int, str]:
+    unit = cfg["pm2_service"]
+    if action == "reload":
+        return systemctl("reload", unit)
+    if action == "restart":
+        return systemctl("restart", unit)
+    check = subprocess.run(["nginx", "-t"], capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        return check.returncode, "nginx -t failed, not restarting: " + check.stderr.strip()
+    return systemctl("restart", "nginx")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as fh:
+        cfg = json.load(fh)
+    state_path = cfg["state_file"]
+    state = load_state(state_path)
+
+    unit_state = systemctl("show", "--property=ActiveState", "--value", cfg["pm2_service"])[1]
+    if unit_state == "inactive":
+        if not state.get("paused"):
+            log(NOTICE, f"{cfg['pm2_service']} is stopped on purpose: not probing until it runs")
+        state.update(paused=True, failures=0, episode_actions=0, kind=None, held=False)
+        save_state(state_path, state)
+        return 0
+    state["paused"] = False
+
+    timeout = float(cfg["timeout"])
+    direct = probe(cfg["direct_url"], int(cfg["health_status"]), timeout)
+    upstream = None
+    if cfg.get("upstream_url"):
+        upstream = probe(
+            cfg["upstream_url"], int(cfg["health_status"]), timeout, cfg.get("host_header", "")
+        )
+    now = time.time()
+    action, reason, logs = decide(state, direct, upstream, now, cfg)
+    for level, message in logs:
+        log(level, message)
+    event = {"app": cfg["app"], "host": socket.gethostname(), "time": int(now), "reason": reason}
+    if action == "recovered":
+        alert(cfg, {**event, "event": "recovered", "reason": logs[0][1]})
+    elif action == "hold":
+        alert(cfg, {**event, "event": "holding_off"})
+    elif action:
+        log(NOTICE, f"{action}: {reason}")
+        rc, out = act(action, cfg)
+        state["actions"][-1]["rc"] = rc
+        if rc == 0:
+            log(NOTICE, f"{action} done")
+        else:
+            log(ERR, f"{action} failed (rc {rc}): {out}")
+        alert(cfg, {**event, "event": action, "rc": rc})
+    state["last_run"] = int(now)
+    save_state(state_path, state)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
