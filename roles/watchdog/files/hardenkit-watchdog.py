@@ -13,6 +13,9 @@ Each run probes the health path directly on the app's port and through Nginx. Af
   first; if the app still fails ``failures_before_action`` runs later, ``systemctl restart``;
 * only the path through Nginx fails: ``systemctl restart nginx`` (after ``nginx -t``).
 
+Within ``deploy_grace`` seconds of a release switch (the ``current`` link's mtime) it
+does not probe: the deploy's own checks decide and roll back.
+
 Never more than ``max_actions`` actions within ``action_window`` seconds: past that the
 watchdog logs that it holds off and alerts once. Every probe failure, action and
 recovery is logged to the journal with its reason (syslog level prefixes), and optionally
@@ -22,6 +25,7 @@ left alone. Standard library only; state lives in one JSON file.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import socket
@@ -216,13 +220,32 @@ def main(argv: list[str]) -> int:
         return 0
     state["paused"] = False
 
+    # Right after a release switch the deploy's own checks decide (and roll back); a
+    # watchdog reload then would only add restarts the deploy cannot explain.
+    grace = float(cfg.get("deploy_grace", 0))
+    if grace > 0 and cfg.get("current_link"):
+        try:
+            age = time.time() - os.lstat(cfg["current_link"]).st_mtime
+        except OSError:
+            age = grace
+        if age < grace:
+            log(INFO, f"release switched {age:.0f} s ago: the deploy's checks decide, not probing")
+            state["last_run"] = int(time.time())
+            save_state(state_path, state)
+            return 0
+
     timeout = float(cfg["timeout"])
-    direct = probe(cfg["direct_url"], int(cfg["health_status"]), timeout)
-    upstream = None
-    if cfg.get("upstream_url"):
-        upstream = probe(
-            cfg["upstream_url"], int(cfg["health_status"]), timeout, cfg.get("host_header", "")
-        )
+    status = int(cfg["health_status"])
+    # Both probes at once, so a hung app costs one timeout per run, not two.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        direct_f = pool.submit(probe, cfg["direct_url"], status, timeout)
+        upstream_f = None
+        if cfg.get("upstream_url"):
+            upstream_f = pool.submit(
+                probe, cfg["upstream_url"], status, timeout, cfg.get("host_header", "")
+            )
+        direct = direct_f.result()
+        upstream = upstream_f.result() if upstream_f else None
     now = time.time()
     action, reason, logs = decide(state, direct, upstream, now, cfg)
     for level, message in logs:
