@@ -14,16 +14,16 @@ export PY_COLORS ?= 0
 export HARDENKIT_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 
 # Every Molecule scenario; `make test` runs them all.
-SCENARIOS := default rollback broken_server
+SCENARIOS := default rollback broken_server faults
 
-.PHONY: help setup system venv docker images lint unit molecule test test-quick demo demo-clean clean bench-diagnose
+.PHONY: help setup system venv docker images lint unit molecule test test-quick demo demo-clean clean bench-diagnose bench
 
 help:
 	@echo "make demo        harden a local Docker container playing the broken server, show the report"
 	@echo "make demo-clean  remove the demo container"
 	@echo "make test        lint, unit tests and every Molecule scenario ($(SCENARIOS))"
 	@echo "make test-quick  lint, unit tests and the default scenario"
-	@echo "make lint | unit | molecule SCENARIOS=default | bench-diagnose"
+	@echo "make lint | unit | molecule SCENARIOS=default | bench | bench-diagnose"
 
 setup: system venv docker images
 
@@ -67,6 +67,12 @@ test-quick: setup lint unit
 # Measurements, never part of `make test`'s pass/fail.
 bench-diagnose: venv
 	$(BIN)/python bench/diagnose_bench.py --extra-processes 300 --rounds 20
+
+# Serving benchmark: dev mode vs PM2 vs Nginx -> PM2 in a container `hk-bench`, Ansible's
+# own speed, a deploy under load (bench/README.md). BENCH_ARGS="--quick" or "--fresh".
+bench: venv images
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/serve_bench.py $(BENCH_ARGS)
 
 demo: setup
 	@scripts/demo.sh
