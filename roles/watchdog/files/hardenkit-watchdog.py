@@ -19,7 +19,8 @@ does not probe: the deploy's own checks decide and roll back.
 Never more than ``max_actions`` actions within ``action_window`` seconds: past that the
 watchdog logs that it holds off and alerts once. Every probe failure, action and
 recovery is logged to the journal with its reason (syslog level prefixes), and optionally
-POSTed as JSON to a webhook. A PM2 unit stopped on purpose (inactive, not failed) is
+POSTed as JSON to a webhook (an action twice: when it starts and with its result).
+A PM2 unit stopped on purpose (inactive, not failed) is
 left alone. Standard library only; state lives in one JSON file.
 """
 
@@ -257,13 +258,17 @@ def main(argv: list[str]) -> int:
         alert(cfg, {**event, "event": "holding_off"})
     elif action:
         log(NOTICE, f"{action}: {reason}")
+        # Alert first: a reload waits for every worker to drain, which can take a while.
+        alert(cfg, {**event, "event": action})
+        save_state(state_path, state)
         rc, out = act(action, cfg)
         state["actions"][-1]["rc"] = rc
         if rc == 0:
             log(NOTICE, f"{action} done")
         else:
             log(ERR, f"{action} failed (rc {rc}): {out}")
-        alert(cfg, {**event, "event": action, "rc": rc})
+        outcome = f"{action}_done" if rc == 0 else f"{action}_failed"
+        alert(cfg, {**event, "event": outcome, "rc": rc})
     state["last_run"] = int(now)
     save_state(state_path, state)
     return 0
