@@ -69,6 +69,7 @@ REPORT_KEYS = {
     "release",
     "before",
     "after",
+    "failed_release",
     "changed",
     "regressions",
     "improvements",
@@ -244,6 +245,7 @@ def make_report(
     outcome: str = "",
     changed: list[str] | None = None,
     generated_at: str = "2026-02-10T10:02:00Z",
+    failed: dict | None = None,
 ) -> dict:
     """The document tasks/report.yml assembles (test_role_end_to_end checks the keys)."""
     cmp = compare(before, after if after is not None else before, reloads, outcome or None)
@@ -260,6 +262,7 @@ def make_report(
         },
         "before": before,
         "after": after,
+        "failed_release": failed,
         "changed": changed or [],
         "regressions": cmp["regressions"],
         "improvements": cmp["improvements"],
@@ -478,6 +481,41 @@ def test_rolled_back_run_lists_its_regressions(pair, lang):
     for f in incident["findings"]:
         assert t["codes"][f["code"]]["fix"] in left
     assert t["findings"]["new"] in left
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_rolled_back_release_is_described(pair, lang):
+    """The release a run rolled back from, diagnosed before the rollback (report key
+    ``failed_release``): its findings (a crash loop) and failing probes have a section of their own,
+    since the diagnosis after the rollback shows only the previous release again."""
+    _, hardened = pair
+    crashed = copy.deepcopy(hardened)
+    crashed["facts"]["release"] = "9d8e7f6a5b4c"
+    crashed["findings"].append(
+        {
+            "code": "crash_loop",
+            "severity": "critical",
+            "summary": "the app's PM2 processes keep restarting",
+            "evidence": ["workbot (pm_id 0, online): 6 restarts, up only 1s since the last crash"],
+        }
+    )
+    crashed["probes"][0] = {**crashed["probes"][0], "ok": False, "status": None, "error": "refused"}
+    report = make_report(hardened, hardened, outcome="rolled_back", failed=crashed)
+    t = I18N[lang]
+    md = render(report, lang)
+    part = section(md, t["failed_release"]["heading"])
+    assert "`9d8e7f6a5b4c`" in part
+    assert t["codes"]["crash_loop"]["title"] in part and "`crash_loop`" in part
+    assert "6 restarts, up only 1s since the last crash" in part
+    probe = crashed["probes"][0]
+    assert f"`{probe['path']}`" in part and "refused" in part
+    # before the list of what is left, after the regressions
+    heads = headings(md)
+    assert heads.index(f"## {t['failed_release']['heading']}") == (
+        heads.index(f"## {t['regressions']['heading']}") + 1
+    )
+    # no such section when nothing was rolled back
+    assert t["failed_release"]["heading"] not in render(make_report(*pair), lang)
 
 
 def test_restart_regressions_are_worded(pair):
