@@ -53,6 +53,12 @@ CASES = [
     ("bad-rate-limit", {"nginx_proxy_rate_limit": "fast"}, "nginx_proxy_rate_limit"),
     ("bad-body-size", {"nginx_proxy_client_max_body_size": "ten megs"},
      "nginx_proxy_client_max_body_size"),
+    ("lb-max-fails-zero", {"nginx_proxy_lb_max_fails": 0}, "nginx_proxy_lb_max_fails"),
+    ("lb-connect-timeout-too-long", {"nginx_proxy_lb_connect_timeout": 120},
+     "nginx_proxy_lb_connect_timeout"),
+    ("backend-address-with-port", {"nginx_proxy_backend_address": "10.0.0.11:8080"},
+     "nginx_proxy_backend_address"),
+    ("lb-address-a-name", {"nginx_proxy_lb_address": "lb1.example.com"}, "nginx_proxy_lb_address"),
     ("root-as-app-root", {"app_root": "/"}, "app_root"),
     ("root-as-app-user", {"app_user": "root"}, "app_user"),
     ("keep-one-release", {"app_release_keep": 1}, "app_release_keep"),
@@ -63,16 +69,21 @@ CASES = [
 ]
 
 
-def run_harden(tmp_path: Path, extra: dict) -> subprocess.CompletedProcess:
+# One server: the same host in both groups.
+SINGLE = (
+    "    app_servers: {hosts: {hk-does-not-exist: {}}}\n"
+    "    load_balancers: {hosts: {hk-does-not-exist: {}}}\n"
+)
+
+
+def run_harden(tmp_path: Path, extra: dict, groups: str = SINGLE) -> subprocess.CompletedProcess:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n"
         "  vars:\n"
         "    ansible_connection: community.docker.docker\n"
         "    ansible_user: root\n"
-        "  children:\n"
-        "    app_servers: {hosts: {hk-does-not-exist: {}}}\n"
-        "    load_balancers: {hosts: {hk-does-not-exist: {}}}\n"
+        "  children:\n" + groups
     )
     extra_file = tmp_path / "extra.json"
     extra_file.write_text(json.dumps({**GOOD, **extra,
@@ -92,9 +103,9 @@ def run_harden(tmp_path: Path, extra: dict) -> subprocess.CompletedProcess:
     )
 
 
-def recap(output: str) -> dict[str, int]:
+def recap(output: str, host: str = "hk-does-not-exist") -> dict[str, int]:
     match = re.search(
-        r"hk-does-not-exist\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+        rf"{re.escape(host)}\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
         output,
     )
     assert match, f"no recap in output:\n{output[-3000:]}"
@@ -124,3 +135,75 @@ def test_good_input_passes_validation_and_reaches_the_host(tmp_path):
     assert result.returncode != 0
     assert "No such container: hk-does-not-exist" in output, output[-3000:]
     assert counts["changed"] == 0
+
+
+# A load balancer in front of two app servers (docs/scaling.md). Their addresses are set, so
+# nothing needs the hosts' facts before the app servers' play.
+FLEET = (
+    "    app_servers:\n"
+    "      hosts:\n"
+    "        hk-does-not-exist-app1: {nginx_proxy_backend_address: 10.0.0.11}\n"
+    "        hk-does-not-exist-app2: {nginx_proxy_backend_address: 10.0.0.12}\n"
+    "    load_balancers:\n"
+    "      hosts:\n"
+    "        hk-does-not-exist-lb: {nginx_proxy_lb_address: 10.0.0.5}\n"
+)
+FLEET_HOSTS = ["hk-does-not-exist-app1", "hk-does-not-exist-app2", "hk-does-not-exist-lb"]
+
+FLEET_CASES = [
+    # TLS for every host: the app servers would redirect the load balancer's plain HTTP
+    ("tls-on-app-servers-behind-a-load-balancer",
+     {"nginx_proxy_tls_enabled": True, "nginx_proxy_tls_certificate": "/etc/ssl/c.pem",
+      "nginx_proxy_tls_certificate_key": "/etc/ssl/k.pem"},
+     FLEET, "nginx_proxy_tls_enabled must be false on app servers behind"),
+    ("load-balancer-without-app-servers", {},
+     "    app_servers: {hosts: {}}\n    load_balancers: {hosts: {hk-does-not-exist-lb: {}}}\n",
+     "app_servers is empty"),
+    # set on an app server, checked by the load balancer that renders it as well
+    ("backend-port-out-of-range", {},
+     FLEET.replace("10.0.0.12}", "10.0.0.12, nginx_proxy_backend_port: 70000}"),
+     "nginx_proxy_backend_port"),
+]
+
+
+@pytest.mark.parametrize(("case", "extra", "groups", "named"), FLEET_CASES,
+                         ids=[c[0] for c in FLEET_CASES])
+def test_bad_fleet_input_is_rejected_before_any_change(tmp_path, case, extra, groups, named):
+    result = run_harden(tmp_path, extra, groups)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: the run succeeded\n{output[-3000:]}"
+    assert "No such container" not in output, f"{case}: validation let it through\n{output[-3000:]}"
+    assert "Validate the input of each role" in output
+    hosts = [h for h in FLEET_HOSTS if h in groups]
+    counts = [recap(output, host) for host in hosts]
+    assert all(c["changed"] == 0 for c in counts)
+    assert sum(c["failed"] for c in counts) >= 1
+    failed_block = output[output.index("fatal:"):] if "fatal:" in output else output
+    assert named in failed_block, f"{case}: no mention of {named}\n{failed_block[:3000]}"
+
+
+def test_good_fleet_input_passes_validation_and_reaches_the_hosts(tmp_path):
+    """The control case for the fleet: only app servers reach the host-touching plays'
+    first task; the load balancer is validated for Nginx alone."""
+    result = run_harden(tmp_path, {}, FLEET)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "No such container: hk-does-not-exist-app1" in output, output[-3000:]
+    assert all(recap(output, host)["changed"] == 0 for host in FLEET_HOSTS)
+    included = re.findall(r"included: hardenkit\.nodeapp\.(\w+) for ([^=]+?) =>", output)
+    lb_roles = {role for role, hosts in included if "hk-does-not-exist-lb" in hosts}
+    assert lb_roles == {"app", "nginx_proxy"}, included
+
+
+def test_unknown_load_balancer_address_stops_before_any_change(tmp_path):
+    """Facts give a load balancer's address; when it cannot be asked and its name is no IP
+    address, the app servers cannot trust it (Nginx's geo takes addresses only): the run
+    stops in the play that learns the addresses, before the app servers' play."""
+    groups = FLEET.replace("{nginx_proxy_lb_address: 10.0.0.5}", "{}")
+    result = run_harden(tmp_path, {}, groups)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "PLAY [Harden the app servers]" not in output, output[-3000:]
+    assert all(recap(output, host)["changed"] == 0 for host in FLEET_HOSTS)
+    failed_block = output[output.index("fatal:"):] if "fatal:" in output else output
+    assert "nginx_proxy_lb_address for hk-does-not-exist-lb" in failed_block, failed_block[:3000]

@@ -1,0 +1,629 @@
+"""The Nginx configuration of each tier, rendered from roles/nginx_proxy's templates.
+
+Rendered with Ansible's own templating (Templar over the role's defaults and vars/main.yml,
+trim_blocks on and lstrip_blocks off, as the template action does) for the three places a
+host can stand (DESIGN.md, inventory groups):
+
+- one server: a host in both app_servers and load_balancers. Its output must not change
+  with the load balancer tier: fixtures/nginx/ holds what the templates rendered before the
+  tier existed, and the rendering must equal it byte for byte.
+- a load balancer (load_balancers only) in front of two app servers;
+- an app server behind that load balancer.
+
+With an nginx binary (``HARDENKIT_NGINX``, else ``nginx`` on PATH or /usr/sbin/nginx) each
+rendering is also checked with ``nginx -t``, and a small fleet runs for real on loopback
+ports: a TLS load balancer, two app servers' Nginx and a Python app behind each. Without
+one those tests are skipped, and say so.
+
+``HARDENKIT_WRITE_NGINX_FIXTURES=1 .venv/bin/pytest tests/unit/test_nginx_templates.py``
+rewrites the single-server fixtures from the current templates (after a deliberate change).
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from hk_testlib import FIXTURES, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles" / "nginx_proxy"
+TEMPLATES = ("http.conf", "site.conf")
+GOLDEN = FIXTURES / "nginx"
+SEPARATOR = "\n# ---- site.conf ----\n"
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def trusted(value: Any) -> Any:
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: trusted(v) for k, v in value.items()}
+    return value
+
+
+def render(
+    host: str,
+    groups: dict[str, list[str]],
+    hostvars: dict[str, dict[str, Any]] | None = None,
+    **given: Any,
+) -> dict[str, str]:
+    """http.conf and site.conf as the role writes them on ``host``.
+
+    ``given`` are the host's own settings; ``hostvars`` what the inventory and facts say
+    about every host (the other tier's addresses come from there).
+    """
+    hostvars = {h: {} for hosts in groups.values() for h in hosts} | (hostvars or {})
+    variables = {
+        **trusted(load(ROOT / "roles" / "app" / "defaults" / "main.yml")),
+        **trusted(load(ROLE / "defaults" / "main.yml")),
+        "app_name": "workbot",
+        "ansible_managed": "Ansible managed",
+        "__nginx_proxy_version_number": "1.22.1",
+        "inventory_hostname": host,
+        "groups": groups,
+        "hostvars": hostvars,
+        **given,
+        # role vars win over inventory variables, as in Ansible
+        **trusted(load(ROLE / "vars" / "main.yml")),
+    }
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return {
+        name: templar.template(
+            trust_as_template((ROLE / "templates" / f"{name}.j2").read_text(encoding="utf-8")),
+            escape_backslashes=False,
+            overrides={"trim_blocks": True, "lstrip_blocks": False},
+        )
+        for name in TEMPLATES
+    }
+
+
+SINGLE = {"app_servers": ["web1"], "load_balancers": ["web1"]}
+FLEET = {"app_servers": ["app1", "app2"], "load_balancers": ["lb1"]}
+FLEET_VARS = {
+    "lb1": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}},
+    "app1": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.11"}}},
+    # an address and port set in the inventory win over facts
+    "app2": {
+        "ansible_facts": {"default_ipv4": {"address": "192.168.7.12"}},
+        "nginx_proxy_backend_address": "10.0.1.12",
+        "nginx_proxy_backend_port": 8080,
+    },
+}
+TLS = {
+    "nginx_proxy_tls_enabled": True,
+    "nginx_proxy_tls_certificate": "/etc/ssl/hk/cert.pem",
+    "nginx_proxy_tls_certificate_key": "/etc/ssl/hk/key.pem",
+}
+
+
+def lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()]
+
+
+def directive(text: str, name: str) -> list[str]:
+    """Every value of a directive, in order."""
+    return re.findall(rf"^\s*{re.escape(name)}\s+([^;\n]*);", text, flags=re.M)
+
+
+def location(site: str, head: str) -> str:
+    """The body of the location block that starts with ``head``."""
+    start = site.index(f"location {head} {{")
+    return site[start : site.index("\n    }", start)]
+
+
+# --- one server: exactly what it was before the load balancer tier ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "given"),
+    [("single", {}), ("single-tls", TLS)],
+    ids=["plain", "tls"],
+)
+def test_single_server_is_unchanged(name, given):
+    conf = render("web1", SINGLE, **given)
+    text = conf["http.conf"] + SEPARATOR + conf["site.conf"]
+    path = GOLDEN / f"{name}.conf"
+    if os.environ.get("HARDENKIT_WRITE_NGINX_FIXTURES") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_single_server_proxies_to_its_own_app():
+    conf = render("web1", SINGLE)
+    assert directive(conf["http.conf"], "server") == ["127.0.0.1:5000 max_fails=0"] * 4
+    site = conf["site.conf"]
+    assert set(directive(site, "proxy_next_upstream_tries")) == {"4"}
+    assert set(directive(site, "proxy_connect_timeout")) == {"5s"}
+    assert set(directive(site, "proxy_set_header X-Forwarded-Proto")) == {"$scheme"}
+    assert directive(site, "root") == ["/srv/workbot/shared/static"]
+    assert "set_real_ip_from" not in site and "geo " not in conf["http.conf"]
+
+
+def test_a_host_in_neither_group_is_a_single_server():
+    """The role used outside hardenkit's inventory (no groups at all) keeps its old output."""
+    assert render("web1", {}) == render("web1", SINGLE)
+
+
+# --- a load balancer in front of two app servers ----------------------------------------------
+
+
+def test_load_balancer_upstream_is_every_app_server():
+    http = render("lb1", FLEET, FLEET_VARS)["http.conf"]
+    assert directive(http, "server") == [
+        "10.0.0.11:80 max_fails=3 fail_timeout=10s",
+        "10.0.1.12:8080 max_fails=3 fail_timeout=10s",
+    ]
+    assert directive(http, "keepalive") == ["32"]
+    # below the app servers' own client keepalive_timeout (15 s)
+    assert directive(http, "keepalive_timeout") == ["14s"]
+    assert "127.0.0.1" not in http
+
+
+def test_load_balancer_settings_reach_the_upstream():
+    http = render(
+        "lb1", FLEET, FLEET_VARS,
+        nginx_proxy_lb_max_fails=1, nginx_proxy_lb_fail_timeout=30,
+    )["http.conf"]
+    assert directive(http, "server") == [
+        "10.0.0.11:80 max_fails=1 fail_timeout=30s",
+        "10.0.1.12:8080 max_fails=1 fail_timeout=30s",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("app_vars", "expected"),
+    [
+        # facts: the default IPv4 address
+        ({"ansible_facts": {"default_ipv4": {"address": "10.0.0.11"}}}, "10.0.0.11:80"),
+        # no facts: ansible_host, then the inventory name
+        ({"ansible_host": "app1.internal"}, "app1.internal:80"),
+        ({}, "app1:80"),
+        # IPv6 goes in brackets; the port follows the host's own listen port
+        ({"nginx_proxy_backend_address": "fd00::11", "nginx_proxy_listen_port": 8081},
+         "[fd00::11]:8081"),
+        # an empty setting means "not set"
+        ({"nginx_proxy_backend_address": "", "nginx_proxy_backend_port": 0,
+          "ansible_host": "10.9.9.9"}, "10.9.9.9:80"),
+    ],
+    ids=["facts", "ansible_host", "name", "ipv6-listen-port", "empty-settings"],
+)
+def test_backend_address_and_port(app_vars, expected):
+    http = render("lb1", {"app_servers": ["app1"], "load_balancers": ["lb1"]},
+                  {"app1": app_vars})["http.conf"]
+    assert [s.split()[0] for s in directive(http, "server")] == [expected]
+
+
+def test_load_balancer_keepalive_follows_the_shortest_app_server():
+    hostvars = {**FLEET_VARS, "app1": {**FLEET_VARS["app1"], "nginx_proxy_keepalive_timeout": 30},
+                "app2": {**FLEET_VARS["app2"], "nginx_proxy_keepalive_timeout": 8}}
+    http = render("lb1", FLEET, hostvars)["http.conf"]
+    assert directive(http, "keepalive_timeout") == ["7s"]
+
+
+def test_load_balancer_site_fails_over_and_keeps_the_protections():
+    site = render("lb1", FLEET, FLEET_VARS)["site.conf"]
+    # one try per app server, a short connect timeout, idempotent requests only
+    assert set(directive(site, "proxy_next_upstream_tries")) == {"2"}
+    assert set(directive(site, "proxy_connect_timeout")) == {"2s"}
+    assert "non_idempotent" not in site
+    nexts = directive(site, "proxy_next_upstream")
+    assert nexts and all(n.startswith("error timeout http_502 http_503") for n in nexts)
+    # the client's address and scheme go on to the app servers
+    assert set(directive(site, "proxy_set_header X-Forwarded-For")) == {
+        "$proxy_add_x_forwarded_for"}
+    assert set(directive(site, "proxy_set_header X-Real-IP")) == {"$remote_addr"}
+    assert set(directive(site, "proxy_set_header X-Forwarded-Proto")) == {"$scheme"}
+    assert set(directive(site, "proxy_set_header Host")) == {"$host"}
+    # no release on disk: static assets are proxied, and a 404 tries the next app server
+    assert "shared/static" not in site and "root " not in site and "@app" not in site
+    static = location(site, "^~ /_next/static/")
+    assert "proxy_pass http://workbot_app;" in static
+    assert directive(static, "proxy_next_upstream") == ["error timeout http_502 http_503 http_404"]
+    # only the static location retries on 404
+    assert sum("http_404" in n for n in nexts) == 1
+    # what the app server's site does, the load balancer does too
+    single = render("web1", SINGLE)["site.conf"]
+    for name in ("add_header", "client_max_body_size", "large_client_header_buffers",
+                 "limit_req", "limit_conn", "limit_req_status", "proxy_buffering"):
+        assert set(directive(site, name)) >= set(directive(single, name)) - {
+            'Cache-Control "public, max-age=31536000, immutable" always'}, name
+    assert "location ~ /\\.(?!well-known(?:/|$)) {" in site
+    assert "return 405;" in site
+    ws = location(site, "= /ws")
+    assert "proxy_set_header Upgrade $http_upgrade;" in ws
+    assert "limit_conn workbot_ws_addr 20;" in ws
+
+
+def test_load_balancer_terminates_tls():
+    site = render("lb1", FLEET, FLEET_VARS, **TLS)["site.conf"]
+    assert "listen 443 ssl http2 default_server;" in site  # Nginx 1.22, Debian 12's
+    assert "ssl_certificate /etc/ssl/hk/cert.pem;" in site
+    assert "Strict-Transport-Security" in site
+    assert "proxy_cookie_flags ~ secure;" in site
+    assert "return 301 https://$host$request_uri;" in site
+
+
+def test_tries_follow_the_number_of_app_servers():
+    groups = {"app_servers": ["a1", "a2", "a3"], "load_balancers": ["lb1"]}
+    conf = render("lb1", groups)
+    assert len(directive(conf["http.conf"], "server")) == 3
+    assert set(directive(conf["site.conf"], "proxy_next_upstream_tries")) == {"3"}
+
+
+# --- an app server behind the load balancer ---------------------------------------------------
+
+
+def test_app_server_behind_a_load_balancer_trusts_it_for_the_client_address():
+    conf = render("app1", FLEET, FLEET_VARS)
+    site, http = conf["site.conf"], conf["http.conf"]
+    assert directive(site, "set_real_ip_from") == ["10.0.0.5"]
+    assert directive(site, "real_ip_header") == ["X-Forwarded-For"]
+    assert directive(site, "real_ip_recursive") == ["on"]
+    # X-Forwarded-Proto from the load balancer only
+    assert "geo $realip_remote_addr $hardenkit_workbot_from_lb {" in http
+    assert lines(http)[lines(http).index("default 0;") + 1] == "10.0.0.5 1;"
+    assert set(directive(site, "proxy_set_header X-Forwarded-Proto")) == {
+        "$hardenkit_workbot_forwarded_proto"}
+    # otherwise the app server's own site
+    single = render("web1", SINGLE)
+    assert directive(http, "server") == directive(single["http.conf"], "server")
+    assert directive(site, "root") == ["/srv/workbot/shared/static"]
+    assert set(directive(site, "proxy_next_upstream_tries")) == {"4"}
+
+
+def test_load_balancer_address_setting_and_several_load_balancers():
+    groups = {"app_servers": ["app1"], "load_balancers": ["lb1", "lb2"]}
+    hostvars = {
+        "lb1": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}},
+        "lb2": {"ansible_facts": {"default_ipv4": {"address": "203.0.113.20"}},
+                "nginx_proxy_lb_address": "10.0.2.0/24"},
+    }
+    conf = render("app1", groups, hostvars)
+    assert directive(conf["site.conf"], "set_real_ip_from") == ["10.0.0.5", "10.0.2.0/24"]
+
+
+def test_a_host_in_both_groups_beside_a_separate_load_balancer():
+    """Mixed: web1 serves clients itself and is also behind lb1; it trusts lb1."""
+    groups = {"app_servers": ["web1"], "load_balancers": ["web1", "lb1"]}
+    conf = render("web1", groups, {"lb1": {"ansible_host": "10.0.0.5"}})
+    assert directive(conf["http.conf"], "server") == ["127.0.0.1:5000 max_fails=0"] * 4
+    assert directive(conf["site.conf"], "set_real_ip_from") == ["10.0.0.5"]
+    lb = render("lb1", groups, {"web1": {"ansible_host": "10.0.0.1"}})
+    assert [s.split()[0] for s in directive(lb["http.conf"], "server")] == ["10.0.0.1:80"]
+
+
+# --- the settings ------------------------------------------------------------------------------
+
+
+def test_fallback_defaults_match_the_role_defaults():
+    """vars/main.yml stands in for another host's role defaults; they must agree."""
+    defaults, role_vars = load(ROLE / "defaults" / "main.yml"), load(ROLE / "vars" / "main.yml")
+    assert role_vars["__nginx_proxy_default_listen_port"] == defaults["nginx_proxy_listen_port"]
+    assert (role_vars["__nginx_proxy_default_keepalive_timeout"]
+            == defaults["nginx_proxy_keepalive_timeout"])
+
+
+ROLE_VARS = load(ROLE / "vars" / "main.yml")
+
+
+@pytest.mark.parametrize(
+    ("value", "ip", "cidr", "name"),
+    [
+        ("10.0.0.5", True, True, True),
+        ("fd00::5", True, True, False),
+        ("::ffff:10.0.0.5", True, True, False),
+        ("10.0.0.0/24", False, True, False),
+        ("fd00::/64", False, True, False),
+        ("app1.example.com", False, False, True),
+        ("10.0.0.5:80", False, False, False),
+        ("[fd00::5]", False, False, False),
+        ("app1; return 200", False, False, False),
+        ("-app1", False, False, False),
+    ],
+)
+def test_address_patterns(value, ip, cidr, name):
+    assert bool(re.match(ROLE_VARS["__nginx_proxy_ip_pattern"], value)) is ip
+    assert bool(re.match(ROLE_VARS["__nginx_proxy_cidr_pattern"], value)) is cidr
+    assert bool(re.match(ROLE_VARS["__nginx_proxy_name_pattern"], value)) is name
+
+
+# --- nginx -t and a live fleet, with an nginx binary ----------------------------------------------
+
+
+def nginx_binary() -> str | None:
+    given = os.environ.get("HARDENKIT_NGINX")
+    if given:
+        return given
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+
+
+NGINX = nginx_binary()
+needs_nginx = pytest.mark.skipif(
+    NGINX is None, reason="no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)")
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "workbot.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def nginx_prefix(base: Path, conf: dict[str, str]) -> Path:
+    """A self-contained Nginx prefix around the role's two files (its logs and temp paths
+    under ``base``, where Debian's nginx.conf would put them under /var)."""
+    logs = base / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    (base / "http.conf").write_text(conf["http.conf"], encoding="utf-8")
+    (base / "site.conf").write_text(
+        conf["site.conf"].replace("/var/log/nginx/", f"{logs}/"), encoding="utf-8")
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "".join(f"    {kind}_temp_path {base}/{kind};\n"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (base / "nginx.conf").write_text(
+        f"{user}pid {base}/nginx.pid;\nerror_log {logs}/error.log;\n"
+        "events { worker_connections 256; }\n"
+        f"http {{\n{temp}    access_log off;\n"
+        f"    include {base}/http.conf;\n    include {base}/site.conf;\n}}\n",
+        encoding="utf-8",
+    )
+    return base
+
+
+def nginx_t(base: Path) -> tuple[int, str]:
+    """``nginx -t`` on the prefix: its exit code and every message it logged."""
+    assert NGINX
+    log = base / "logs" / "startup.log"
+    log.unlink(missing_ok=True)
+    result = subprocess.run(
+        [NGINX, "-t", "-q", "-e", str(log), "-p", str(base), "-c", str(base / "nginx.conf")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    messages = result.stderr + (log.read_text() if log.exists() else "")
+    return result.returncode, messages
+
+
+@needs_nginx
+@pytest.mark.parametrize(
+    ("host", "groups", "hostvars", "tls"),
+    [
+        ("web1", SINGLE, {}, False),
+        ("web1", SINGLE, {}, True),
+        ("lb1", FLEET, FLEET_VARS, False),
+        ("lb1", FLEET, FLEET_VARS, True),
+        ("app1", FLEET, FLEET_VARS, False),
+    ],
+    ids=["single", "single-tls", "load-balancer", "load-balancer-tls", "behind-load-balancer"],
+)
+def test_nginx_accepts_the_configuration(tmp_path, host, groups, hostvars, tls):
+    given: dict[str, Any] = {}
+    if tls:
+        cert, key = self_signed(tmp_path / "tls")
+        given = {**TLS, "nginx_proxy_tls_certificate": str(cert),
+                 "nginx_proxy_tls_certificate_key": str(key)}
+    base = nginx_prefix(tmp_path / "nginx", render(host, groups, hostvars, **given))
+    code, messages = nginx_t(base)
+    # no error, and no warning either (a duplicate directive value is only a warning)
+    assert code == 0 and messages.strip() == "", messages
+
+
+@needs_nginx
+def test_nginx_rejects_a_load_balancer_name_in_geo(tmp_path):
+    """Why the load balancers' addresses must be IP addresses (tasks/peers.yml checks)."""
+    conf = render("app1", FLEET, {"lb1": {"ansible_host": "lb1.example.com"}})
+    code, messages = nginx_t(nginx_prefix(tmp_path / "nginx", conf))
+    assert code != 0
+    assert "invalid network" in messages, messages
+
+
+# --- the live fleet -------------------------------------------------------------------------------
+
+CLIENT = "127.0.0.2"  # the visitor; Nginx's own connections come from 127.0.0.1
+
+
+class App(BaseHTTPRequestHandler):
+    """The app behind one app server's Nginx: says who it is and which headers it got."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/_next/static/"):
+            status, body = 404, b"not here"
+        else:
+            status = 200
+            body = json.dumps({
+                "server": self.server.name,  # type: ignore[attr-defined]
+                "peer": self.client_address[0],
+                "x-real-ip": self.headers.get("X-Real-IP"),
+                "x-forwarded-for": self.headers.get("X-Forwarded-For"),
+                "x-forwarded-proto": self.headers.get("X-Forwarded-Proto"),
+            }).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def wait_listening(port: int, proc: subprocess.Popen, base: Path) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError((base / "logs" / "startup.log").read_text())
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nginx in {base} does not listen on {port}")
+
+
+@pytest.fixture
+def fleet(tmp_path) -> Iterator[dict[str, Any]]:
+    """lb1 (TLS) in front of app1 and app2, every piece on its own loopback port."""
+    if NGINX is None:
+        pytest.skip("no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)")
+    procs: dict[str, subprocess.Popen] = {}
+    servers: list[ThreadingHTTPServer] = []
+    ports = {name: free_port() for name in ("app1", "app2", "lb1", "lb1_tls")}
+    hostvars: dict[str, dict[str, Any]] = {
+        "lb1": {"ansible_facts": {"default_ipv4": {"address": "127.0.0.1"}}},
+    }
+    common = {"nginx_proxy_listen_ipv6": False}
+    try:
+        for name in ("app1", "app2"):
+            app = ThreadingHTTPServer(("127.0.0.1", 0), App)
+            app.name = name  # type: ignore[attr-defined]
+            threading.Thread(target=app.serve_forever, args=(0.05,), daemon=True).start()
+            servers.append(app)
+            app_root = tmp_path / name / "app"
+            (app_root / "shared" / "static" / "_next" / "static").mkdir(parents=True)
+            hostvars[name] = {"nginx_proxy_backend_address": "127.0.0.1",
+                              "nginx_proxy_listen_port": ports[name]}
+            conf = render(name, FLEET, hostvars, app_port=app.server_address[1],
+                          app_root=str(app_root), nginx_proxy_listen_port=ports[name], **common)
+            procs[name] = start_nginx(nginx_prefix(tmp_path / name / "nginx", conf), ports[name])
+        # a new release's asset, on app2's disk only (a deploy halfway through the fleet)
+        (tmp_path / "app2" / "app" / "shared" / "static" / "_next" / "static" / "new.js"
+         ).write_text("console.log('new')")
+        cert, key = self_signed(tmp_path / "tls")
+        conf = render("lb1", FLEET, hostvars, **common, nginx_proxy_tls_enabled=True,
+                      nginx_proxy_listen_port=ports["lb1"], nginx_proxy_tls_port=ports["lb1_tls"],
+                      nginx_proxy_tls_certificate=str(cert),
+                      nginx_proxy_tls_certificate_key=str(key))
+        procs["lb1"] = start_nginx(nginx_prefix(tmp_path / "lb1" / "nginx", conf), ports["lb1_tls"])
+        yield {"ports": ports, "procs": procs}
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def start_nginx(base: Path, port: int) -> subprocess.Popen:
+    assert NGINX
+    code, messages = nginx_t(base)
+    assert code == 0, messages
+    proc = subprocess.Popen(
+        [NGINX, "-e", str(base / "logs" / "startup.log"), "-p", str(base),
+         "-c", str(base / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_listening(port, proc, base)
+    return proc
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None,
+        tls: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """GET from the visitor's address (127.0.0.2)."""
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=10, source_address=(CLIENT, 0), context=ctx)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                          source_address=(CLIENT, 0))
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+@needs_nginx
+def test_live_fleet(fleet):
+    ports, procs = fleet["ports"], fleet["procs"]
+
+    # Through the load balancer, over TLS, with a forged X-Forwarded-For and -Proto.
+    seen = set()
+    for _ in range(6):
+        status, headers, body = get(ports["lb1_tls"], "/api/echo", tls=True, headers={
+            "X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "gopher"})
+        assert status == 200, body
+        got = json.loads(body)
+        seen.add(got["server"])
+        # the app server took the visitor's address from the load balancer, not the forgery
+        assert got["x-real-ip"] == CLIENT, got
+        assert got["x-forwarded-for"].split(", ")[-1] == CLIENT, got
+        assert got["x-forwarded-proto"] == "https", got
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "max-age=" in headers["strict-transport-security"]
+    assert seen == {"app1", "app2"}, "the load balancer uses both app servers"
+
+    # Straight to an app server, not from a load balancer: nothing forwarded is believed.
+    status, _, body = get(ports["app1"], "/api/echo", headers={
+        "X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https"})
+    got = json.loads(body)
+    assert status == 200 and got["x-real-ip"] == CLIENT and got["x-forwarded-proto"] == "http", got
+
+    # A new release's asset on one app server only: found through the load balancer every
+    # time, with that server's cache header.
+    for _ in range(4):
+        status, headers, body = get(ports["lb1_tls"], "/_next/static/new.js", tls=True)
+        assert status == 200 and body == b"console.log('new')"
+        assert "immutable" in headers["cache-control"]
+    assert get(ports["lb1_tls"], "/_next/static/none.js", tls=True)[0] == 404
+
+    # Plain HTTP at the load balancer redirects to HTTPS.
+    status, headers, _ = get(ports["lb1"], "/login")
+    assert status == 301 and headers["location"].startswith("https://")
+
+    # app1's Nginx stops: every request still succeeds, on app2.
+    procs["app1"].terminate()
+    procs["app1"].wait(timeout=10)
+    for _ in range(6):
+        status, _, body = get(ports["lb1_tls"], "/api/echo", tls=True)
+        assert status == 200 and json.loads(body)["server"] == "app2", body
