@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -150,3 +153,34 @@ def build_hardened_host(base: Path, app_port: int, proxy_port: int) -> tuple[Pat
         base / "proc", "hardened", {"APP": app_port, "PROXY": proxy_port}, str(app_root)
     )
     return app_root, proc
+
+
+def run_check_playbook(work: Path, playbook: str) -> subprocess.CompletedProcess:
+    """Run ``work/<playbook>`` in check mode with ``work/inventory.yml`` and
+    ``work/vars.json``, the checkout's collection and no ansible.cfg (as a user's run would
+    find the role by its full name); Ansible's own files stay inside ``work``."""
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_CONFIG": str(work / "none.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
+        "ANSIBLE_HOME": str(work / "ansible-home"),
+    }
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(work / "inventory.yml"),
+            "-e",
+            f"@{work / 'vars.json'}",
+            "--check",
+            str(work / playbook),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,12 +23,12 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from hk_testlib import run_check_playbook
 from test_report import (
     CHANGES,
     I18N,
     LANGS,
     ROLE,
-    ROOT,
     hardened_diagnosis,
     incident_diagnosis,
     keep,
@@ -509,31 +507,7 @@ def fleet_run(pair, tmp_path_factory) -> dict[str, Any]:
         "        name: hardenkit.nodeapp.diagnostics\n"
         "        tasks_from: fleet\n"
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_CONFIG": str(work / "none.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
-        "ANSIBLE_HOME": str(work / "ansible-home"),
-    }
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(work / "inventory.yml"),
-            "-e",
-            f"@{work / 'vars.json'}",
-            "--check",
-            str(work / "fleet.yml"),
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_check_playbook(work, "fleet.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {"dir": work / "reports", "stdout": proc.stdout}
 

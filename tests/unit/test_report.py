@@ -16,7 +16,6 @@ import copy
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -29,7 +28,14 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from hk_testlib import FIXTURES, build_fake_proc, build_hardened_host, fixture_text, free_port
+from hk_testlib import (
+    FIXTURES,
+    build_fake_proc,
+    build_hardened_host,
+    fixture_text,
+    free_port,
+    run_check_playbook,
+)
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils import diagnosis
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.compare import compare
@@ -720,31 +726,7 @@ def role_run(pair, tmp_path_factory) -> dict[str, Any]:
         "        name: hardenkit.nodeapp.diagnostics\n"
         "        tasks_from: report\n"
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_CONFIG": str(work / "none.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
-        "ANSIBLE_HOME": str(work / "ansible-home"),
-    }
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(work / "inventory.yml"),
-            "-e",
-            f"@{work / 'vars.json'}",
-            "--check",
-            str(work / "report.yml"),
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_check_playbook(work, "report.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {"dir": work / "reports", "stdout": proc.stdout}
 
