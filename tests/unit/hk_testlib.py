@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+from ansible.template import trust_as_template
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -153,6 +156,38 @@ def build_hardened_host(base: Path, app_port: int, proxy_port: int) -> tuple[Pat
         base / "proc", "hardened", {"APP": app_port, "PROXY": proxy_port}, str(app_root)
     )
     return app_root, proc
+
+
+def trusted(value: Any) -> Any:
+    """``value`` with every string marked as a template, as Ansible treats role and
+    inventory variables (Templar renders only trusted strings)."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: trusted(v) for k, v in value.items()}
+    return value
+
+
+def write_local_run(
+    work: Path, hosts: dict[str, dict[str, Any]], extra_vars: dict[str, Any]
+) -> None:
+    """What ``run_check_playbook`` reads: ``work/inventory.yml`` with ``hosts`` on the local
+    connection, ``work/vars.json`` with ``extra_vars`` over the app's settings (a minimal
+    app source in ``work/app``, reports in ``work/reports``)."""
+    app = work / "app"
+    app.mkdir()
+    (app / "package.json").write_text('{"name": "workbot", "version": "0.1.0"}\n')
+    (app / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    (work / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts, "vars": local}}))
+    settings = {
+        "app_name": "workbot",
+        "app_src": str(app),
+        "hardenkit_reports_dir": str(work / "reports"),
+    }
+    (work / "vars.json").write_text(json.dumps({**settings, **extra_vars}))
 
 
 def run_check_playbook(work: Path, playbook: str) -> subprocess.CompletedProcess:

@@ -13,17 +13,15 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from hk_testlib import run_check_playbook
+from hk_testlib import run_check_playbook, write_local_run
 from test_report import (
     CHANGES,
     I18N,
@@ -445,10 +443,6 @@ def fleet_run(pair, tmp_path_factory) -> dict[str, Any]:
     mode: web-1 hardened, web-2 rolled back, web-3 ends before its report (not reached)."""
     incident, hardened = pair
     work = tmp_path_factory.mktemp("fleet")
-    app = work / "app"
-    app.mkdir()
-    (app / "package.json").write_text('{"name": "workbot", "version": "0.1.0"}\n')
-    (app / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
     hosts = {
         "web-1": {
             "diagnostics_before": incident,
@@ -465,30 +459,7 @@ def fleet_run(pair, tmp_path_factory) -> dict[str, Any]:
         },
         "web-3": {"diagnostics_release_at_start": OLD},
     }
-    (work / "inventory.yml").write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "hosts": hosts,
-                    "vars": {
-                        "ansible_connection": "local",
-                        "ansible_python_interpreter": sys.executable,
-                    },
-                }
-            }
-        )
-    )
-    (work / "vars.json").write_text(
-        json.dumps(
-            {
-                "app_name": "workbot",
-                "app_src": str(app),
-                "hardenkit_reports_dir": str(work / "reports"),
-                "hardenkit_report_lang": "zh",
-                "pm2_reloads": 1,
-            }
-        )
-    )
+    write_local_run(work, hosts, {"hardenkit_report_lang": "zh", "pm2_reloads": 1})
     (work / "fleet.yml").write_text(
         "- name: Report and fleet\n"
         "  hosts: all\n"

@@ -41,7 +41,7 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from hk_testlib import FIXTURES, free_port
+from hk_testlib import FIXTURES, free_port, trusted
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "nginx_proxy"
@@ -52,16 +52,6 @@ SEPARATOR = "\n# ---- site.conf ----\n"
 
 def load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-
-def trusted(value: Any) -> Any:
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [trusted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: trusted(v) for k, v in value.items()}
-    return value
 
 
 def render(

@@ -16,7 +16,6 @@ import copy
 import json
 import os
 import re
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -35,6 +34,8 @@ from hk_testlib import (
     fixture_text,
     free_port,
     run_check_playbook,
+    trusted,
+    write_local_run,
 )
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils import diagnosis
@@ -615,15 +616,6 @@ def test_languages_say_the_same_things():
 def role_vars(**given: Any) -> Templar:
     """vars/main.yml as the role sees it, over ``given`` (play/host variables)."""
 
-    def trusted(value: Any) -> Any:
-        if isinstance(value, str):
-            return trust_as_template(value)
-        if isinstance(value, list):
-            return [trusted(v) for v in value]
-        if isinstance(value, dict):
-            return {k: trusted(v) for k, v in value.items()}
-        return value
-
     loaded = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))
     return Templar(loader=DataLoader(), variables={**given, **trusted(loaded)})
 
@@ -686,35 +678,15 @@ def role_run(pair, tmp_path_factory) -> dict[str, Any]:
     English rendering is the same template: the Templar tests above)."""
     before, after = pair
     work = tmp_path_factory.mktemp("role")
-    app = work / "app"
-    app.mkdir()
-    (app / "package.json").write_text('{"name": "workbot", "version": "0.1.0"}\n')
-    (app / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
-    (work / "inventory.yml").write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "hosts": {"web-1": {"hardenkit_report_lang": "zh"}},
-                    "vars": {
-                        "ansible_connection": "local",
-                        "ansible_python_interpreter": sys.executable,
-                    },
-                }
-            }
-        )
-    )
-    (work / "vars.json").write_text(
-        json.dumps(
-            {
-                "app_name": "workbot",
-                "app_src": str(app),
-                "hardenkit_reports_dir": str(work / "reports"),
-                "diagnostics_before": before,
-                "diagnostics_after": after,
-                "diagnostics_changes": CHANGES,
-                "pm2_reloads": 1,
-            }
-        )
+    write_local_run(
+        work,
+        {"web-1": {"hardenkit_report_lang": "zh"}},
+        {
+            "diagnostics_before": before,
+            "diagnostics_after": after,
+            "diagnostics_changes": CHANGES,
+            "pm2_reloads": 1,
+        },
     )
     (work / "report.yml").write_text(
         "- name: Report\n"
