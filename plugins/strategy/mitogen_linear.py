@@ -10,8 +10,9 @@ per host alive for the whole run and sends modules to it, which brings a task do
 runs without Mitogen.
 
 Mitogen only speeds up connections it knows by their short names (``ssh``, ``local``,
-``docker``, ...); any other connection runs as under ``linear``. When the
-``mitogen`` Python package is missing, this plugin is ``linear`` with a warning.
+``docker``, ...); any other connection runs as under ``linear``, and so does a whole play
+that says ``connection: local``. When the ``mitogen`` Python package is missing, this
+plugin is ``linear`` with a warning.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ description:
     starting one per task.
   - Only the connections Mitogen knows by their short name are sped up, for example
     C(ssh), C(local) and C(docker).
+  - A play with C(connection: local) runs as under the linear strategy: it works on the
+    control node, where Mitogen saves little, and Mitogen's async runner does not finish
+    some controller-side modules (those of community.docker).
   - Without the C(mitogen) Python package this is the linear strategy, with a warning.
 author: hardenkit developers
 """
@@ -47,4 +51,13 @@ else:
     _Linear = strategy_loader.get("ansible.builtin.linear", class_only=True)
 
     class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
-        """ansible.builtin.linear with Mitogen's connection and action wrappers."""
+        """ansible.builtin.linear with Mitogen's connection and action wrappers, except for
+        a play that says ``connection: local``: such a play works on the control node
+        itself, where Mitogen saves little, and its async runner never finishes some
+        controller-side modules (community.docker's, which Molecule's create and destroy
+        playbooks run with ``async``)."""
+
+        def run(self, iterator, play_context, result=0):
+            if iterator._play.connection in ("local", "ansible.builtin.local"):
+                return _Linear.run(self, iterator, play_context)
+            return super().run(iterator, play_context)
