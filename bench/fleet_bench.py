@@ -3,11 +3,13 @@
 
 Starts N containers of the local base image (systemd and Python, nothing of the app: the
 diagnosis then reports an app that is not there, which takes the same work), runs the real
-`playbooks/diagnose.yml` with the repository's ansible.cfg (forks, pipelining) against one
-of them and against all of them, R rounds interleaved, and writes the medians to
-bench/results/fleet-<UTC stamp>.json and .md. The containers are removed afterwards.
+`playbooks/diagnose.yml` with the repository's ansible.cfg (forks, pipelining, the
+Mitogen strategy) against one of them and against all of them, R rounds interleaved, and
+writes the medians to bench/results/fleet-<UTC stamp>.json and .md. The containers are
+removed afterwards.
 
     .venv/bin/python bench/fleet_bench.py --hosts 10 --rounds 3
+    .venv/bin/python bench/fleet_bench.py --strategy ansible.builtin.linear   # without Mitogen
 
 Not part of `make test`: a timing is a measurement, not a pass/fail.
 """
@@ -52,7 +54,8 @@ def start(names: list[str]) -> None:
 
 
 def inventory(names: list[str], path: Path, reports: Path) -> None:
-    hosts = {n: {"ansible_connection": "community.docker.docker"} for n in names}
+    # community.docker.docker by the short name Mitogen speeds up (ansible.cfg's strategy).
+    hosts = {n: {"ansible_connection": "docker"} for n in names}
     doc = {
         "all": {
             "vars": {
@@ -68,8 +71,10 @@ def inventory(names: list[str], path: Path, reports: Path) -> None:
     path.write_text(json.dumps(doc, indent=2))
 
 
-def run(inv: Path, limit: str) -> float:
+def run(inv: Path, limit: str, strategy: str | None) -> float:
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    if strategy:
+        env["ANSIBLE_STRATEGY"] = strategy
     t0 = time.monotonic()
     proc = subprocess.run(
         ["ansible-playbook", "-i", str(inv), "--limit", limit, "playbooks/diagnose.yml"],
@@ -81,11 +86,22 @@ def run(inv: Path, limit: str) -> float:
     return took
 
 
+def configured_strategy() -> str:
+    for line in (ROOT / "ansible.cfg").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "strategy":
+            return value.strip()
+    return "ansible.builtin.linear"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--strategy", default=None,
+                        help="ANSIBLE_STRATEGY for the runs (default: ansible.cfg's)")
     args = parser.parse_args()
+    strategy = args.strategy or configured_strategy()
 
     names = [f"hk-fleet-{i:02d}" for i in range(1, args.hosts + 1)]
     start(names)
@@ -93,11 +109,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             inv = Path(tmp) / "inventory.json"
             inventory(names, inv, Path(tmp) / "reports")
-            run(inv, names[0])  # warm-up: interpreter and fact caches, page cache
+            run(inv, names[0], args.strategy)  # warm-up: fact caches, page cache
             one, many = [], []
             for _ in range(args.rounds):
-                one.append(run(inv, names[0]))
-                many.append(run(inv, "app_servers"))
+                one.append(run(inv, names[0], args.strategy))
+                many.append(run(inv, "app_servers", args.strategy))
             fleet = json.loads((Path(tmp) / "reports" / "fleet" / "latest.json").read_text())
     finally:
         subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
@@ -107,6 +123,7 @@ def main() -> int:
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "hosts": args.hosts,
         "rounds": args.rounds,
+        "strategy": strategy,
         "one_host_s": [round(x, 2) for x in one],
         "all_hosts_s": [round(x, 2) for x in many],
         "median_one_s": round(statistics.median(one), 2),
@@ -124,7 +141,7 @@ def main() -> int:
         f"# diagnose.yml over {args.hosts} containers vs 1 ({result['generated_at']})\n\n"
         f"`.venv/bin/python bench/fleet_bench.py --hosts {args.hosts} --rounds {args.rounds}`, "
         f"{result['cpus']} CPUs, the repository's ansible.cfg (forks 20, pipelining), "
-        "`docker exec` connection.\n\n"
+        f"strategy `{strategy}`, `docker` connection.\n\n"
         "| hosts | runs (s) | median (s) |\n|---:|---|---:|\n"
         f"| 1 | {', '.join(map(str, one_s))} | {result['median_one_s']} |\n"
         f"| {args.hosts} | {', '.join(map(str, all_s))} | {result['median_all_s']} |\n\n"
