@@ -26,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# The same reading of ansible.cfg as `make bench` (this directory is on sys.path).
+from serve_bench import configured_strategy
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 IMAGE = "hardenkit-base:debian12"
@@ -84,14 +87,6 @@ def run(inv: Path, limit: str, strategy: str | None) -> float:
     if proc.returncode != 0:
         sys.exit(f"diagnose.yml failed ({limit}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     return took
-
-
-def configured_strategy() -> str:
-    for line in (ROOT / "ansible.cfg").read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "strategy":
-            return value.strip()
-    return "ansible.builtin.linear"
 
 
 def main() -> int:
