@@ -72,10 +72,11 @@ def parent_of_module(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_ansible_cfg_selects_the_strategy_and_mitogen_is_pinned():
+def test_the_strategy_is_opt_in_and_mitogen_is_pinned():
+    """linear stays the default (a Molecule run hung once under Mitogen, docs/scaling.md)."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "ansible.cfg")
-    assert cfg["defaults"]["strategy"] == STRATEGY
+    assert "strategy" not in cfg["defaults"]
     pinned = pins(ROOT / "requirements.txt")["mitogen"]
     ee = yaml.safe_load((ROOT / "execution-environment.yml").read_text())
     assert f"mitogen=={pinned}" in ee["dependencies"]["python"]
