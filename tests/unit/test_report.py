@@ -54,7 +54,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import us
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "diagnostics"
 TEMPLATE = ROLE / "templates" / "report.md.j2"
-I18N = yaml.safe_load((ROLE / "vars" / "i18n.yml").read_text(encoding="utf-8"))[
+I18N = yaml.safe_load((ROLE / "vars" / "main" / "i18n.yml").read_text(encoding="utf-8"))[
     "__diagnostics_i18n"
 ]
 DOCS = ROOT / "docs"
@@ -614,9 +614,9 @@ def test_languages_say_the_same_things():
 
 
 def role_vars(**given: Any) -> Templar:
-    """vars/main.yml as the role sees it, over ``given`` (play/host variables)."""
+    """vars/main/main.yml as the role sees it, over ``given`` (play/host variables)."""
 
-    loaded = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))
+    loaded = yaml.safe_load((ROLE / "vars" / "main" / "main.yml").read_text(encoding="utf-8"))
     return Templar(loader=DataLoader(), variables={**given, **trusted(loaded)})
 
 
