@@ -159,6 +159,19 @@ def _listener_row(lst: Listener, procs: dict[int, Process]) -> dict[str, Any]:
     }
 
 
+def live_release(current: str) -> str | None:
+    """The release id the ``current`` link points to (its target's last part), or None.
+
+    Read from the link itself, not from the run's facts: a rollback re-reads which
+    release is live, and only the link on the host is sure.
+    """
+    try:
+        target = os.readlink(current)
+    except OSError:
+        return None
+    return os.path.basename(target.rstrip("/")) or None
+
+
 def collect_system(opts: DiagnoseOptions, errors: list[str]) -> dict[str, Any]:
     facts: dict[str, Any] = {"memory": None, "swap": None, "load": None, "cpu_count": _cpu_count()}
     try:
@@ -351,9 +364,9 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
         opts.pm2_bin, pm2_home, opts.app_user or opts.app_name, proc_root=opts.proc_root
     )
     mark_pm2_workers(processes, facts["pm2"], opts.app_name)
-    facts["build"] = build_integrity(
-        os.path.join(opts.app_root, "current"), os.path.exists, read_small_text, opts.required_files
-    )
+    current = os.path.join(opts.app_root, "current")
+    facts["build"] = build_integrity(current, os.path.exists, read_small_text, opts.required_files)
+    facts["release"] = live_release(current)
     facts["logs"], facts["logrotate"], log_dirs = collect_logs(opts, facts["pm2"], processes)
     facts["disk"] = disk_usage([opts.app_root, pm2_home, *log_dirs])
     probes = probe_all(opts, listeners)

@@ -180,7 +180,8 @@ facts:
       C(cwd), C(user), C(start_time), C(rss_kb), C(manager) C(pm2)/C(systemd)/null,
       C(in_scope) C(cwd)/C(package)/C(port)/null and C(dev), the dev tool if any),
       C(pm2) (C(running), C(queried), C(error), C(processes) without environment),
-      C(build) (C(current), C(build_id), C(missing), C(ok)), C(logs) (per file
+      C(build) (C(current), C(build_id), C(missing), C(ok)), C(release) (the
+      release id C(<app_root>/current) links to, or null), C(logs) (per file
       C(counts) and C(samples)), C(logrotate) (C(covered), C(uncovered)), C(errors)
       (what could not be read).
   returned: always

@@ -106,6 +106,7 @@ def test_incident_facts(incident):
     assert facts["memory"]["used_pct"] == 81.0
     assert facts["pm2"]["running"] is False and facts["pm2"]["processes"] is None
     assert facts["build"]["exists"] is False
+    assert facts["release"] is None  # no current link
     assert facts["logs"]["counts"]["EADDRINUSE"] == 3
     assert sorted(facts["logrotate"]["uncovered"]) == sorted(
         str(FIXTURES / "logs" / n) for n in ("nginx-error.log", "workbot-error.log")
@@ -170,6 +171,7 @@ def test_hardened_host_has_no_findings(hardened):
     assert {s["host"] for s in proxy.seen} == {"workbot.example.com"}
     facts = result["facts"]
     assert facts["build"]["ok"] is True and facts["build"]["build_id"] == "k3Yq8vPq"
+    assert facts["release"] == "3f9a2c1b7e4d"  # what current links to
     procs = {p["pid"]: p for p in facts["processes"]}
     assert procs[2301]["manager"] == "pm2" and procs[2301]["unit"] == "pm2-workbot.service"
     assert procs[2301]["in_scope"] == "cwd"
@@ -225,3 +227,16 @@ def test_output_files_of_a_process(tmp_path):
     assert output_files(42, str(tmp_path / "proc")) == [str(log)]
     assert output_files(43, str(tmp_path / "proc")) == []
     assert output_files(44, str(tmp_path / "proc")) == []
+
+
+def test_live_release_is_read_from_the_link(tmp_path):
+    from ansible_collections.hardenkit.nodeapp.plugins.module_utils.diagnosis import live_release
+
+    (tmp_path / "releases" / "abc123").mkdir(parents=True)
+    current = tmp_path / "current"
+    assert live_release(str(current)) is None
+    current.symlink_to("releases/abc123/")  # relative, with a trailing slash
+    assert live_release(str(current)) == "abc123"
+    current.unlink()
+    current.mkdir()  # a directory, not a link: no release can be named
+    assert live_release(str(current)) is None
