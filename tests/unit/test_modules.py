@@ -296,3 +296,66 @@ def test_diagnosis_compare_filter():
         diagnosis_compare(before, after, outcome="nope")
     with pytest.raises(AnsibleFilterError, match="before must be a diagnose result"):
         diagnosis_compare(["x"], after)
+
+
+# --- drift ----------------------------------------------------------------------------------
+
+
+def _drift_tree(tmp_path: Path) -> dict[str, Path]:
+    import hashlib
+
+    d = tmp_path / "etc"
+    d.mkdir(mode=0o755)
+    d.chmod(0o755)
+    f = d / "app.conf"
+    f.write_text("port=5000\n")
+    f.chmod(0o644)
+    link = d / "current"
+    link.symlink_to("releases/abc")
+    user = pwd_name()
+    return {"dir": d, "file": f, "link": link, "user": user,
+            "sha1": hashlib.sha1(b"port=5000\n").hexdigest()}
+
+
+def pwd_name() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def test_drift_finds_nothing_when_the_host_matches(tmp_path):
+    t = _drift_tree(tmp_path)
+    rc, out = run_module("drift", {"paths": [
+        {"path": str(t["dir"]), "state": "directory", "owner": t["user"], "mode": "0755"},
+        {"path": str(t["file"]), "owner": str(os.getuid()), "mode": "0644", "sha1": t["sha1"]},
+        {"path": str(t["link"]), "state": "link", "src": "releases/abc"},
+    ]}, tmp_path)
+    assert rc == 0, out
+    assert out["changed"] is False and out["drift"] == [] and out["reasons"] == {}
+
+
+def test_drift_names_each_difference(tmp_path):
+    t = _drift_tree(tmp_path)
+    rc, out = run_module("drift", {"paths": [
+        {"path": str(t["dir"]), "state": "directory", "mode": "0700"},
+        {"path": str(t["file"]), "mode": "0644", "sha1": "0" * 40},
+        {"path": str(t["file"]), "state": "directory"},
+        {"path": str(t["link"]), "state": "link", "src": "releases/def"},
+        {"path": str(tmp_path / "missing"), "state": "directory"},
+        {"path": str(t["file"]), "owner": "no-such-user-hk"},
+        {"path": str(t["file"]), "mode": "u=rw,go=r"},  # not octal: left to the task
+    ]}, tmp_path)
+    assert rc == 0, out
+    assert out["drift"] == [str(t["dir"]), str(t["file"]), str(t["link"]),
+                            str(tmp_path / "missing")]
+    assert out["reasons"] == {
+        str(t["dir"]): ["mode"],
+        str(t["file"]): ["content", "type", "owner", "mode"],
+        str(t["link"]): ["target"],
+        str(tmp_path / "missing"): ["missing"],
+    }
+
+
+def test_drift_refuses_a_relative_path(tmp_path):
+    rc, out = run_module("drift", {"paths": [{"path": "etc/app.conf"}]}, tmp_path)
+    assert rc != 0 and "paths[0].path must be absolute" in out["msg"]
