@@ -45,9 +45,11 @@ options:
         type: path
         required: true
       state:
-        description: C(link) is compared by its target (O(paths[].src)), not followed.
+        description:
+          - C(link) is compared by its target (O(paths[].src)), not followed.
+          - C(absent) drifts when anything exists at the path (reason C(present)).
         type: str
-        choices: [file, directory, link]
+        choices: [file, directory, link, absent]
         default: file
       owner:
         description: User name or uid; not compared when omitted.
@@ -93,8 +95,8 @@ drift:
   type: list
   elements: str
 reasons:
-  description: Per drifted path, what differs (C(missing), C(type), C(owner), C(group),
-    C(mode), C(content), C(target), C(unreadable)).
+  description: Per drifted path, what differs (C(missing), C(present), C(type), C(owner),
+    C(group), C(mode), C(content), C(target), C(unreadable)).
   returned: success
   type: dict
   sample: {/etc/hardenkit/watchdog/watchdog.json: [content]}
@@ -115,7 +117,11 @@ ARGUMENT_SPEC = {
         "required": True,
         "options": {
             "path": {"type": "path", "required": True},
-            "state": {"type": "str", "choices": ["file", "directory", "link"], "default": "file"},
+            "state": {
+                "type": "str",
+                "choices": ["file", "directory", "link", "absent"],
+                "default": "file",
+            },
             "owner": {"type": "str"},
             "group": {"type": "str"},
             "mode": {"type": "raw"},
@@ -151,9 +157,11 @@ def reasons_for(want: dict) -> list[str]:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return ["missing"]
+        return [] if want["state"] == "absent" else ["missing"]
     except OSError:
         return ["unreadable"]
+    if want["state"] == "absent":
+        return ["present"]
     if not _KIND[want["state"]](st.st_mode):
         return ["type"]
     out = []

@@ -329,6 +329,7 @@ def test_drift_finds_nothing_when_the_host_matches(tmp_path):
         {"path": str(t["dir"]), "state": "directory", "owner": t["user"], "mode": "0755"},
         {"path": str(t["file"]), "owner": str(os.getuid()), "mode": "0644", "sha1": t["sha1"]},
         {"path": str(t["link"]), "state": "link", "src": "releases/abc"},
+        {"path": str(tmp_path / "gone"), "state": "absent"},
     ]}, tmp_path)
     assert rc == 0, out
     assert out["changed"] is False and out["drift"] == [] and out["reasons"] == {}
@@ -344,6 +345,7 @@ def test_drift_names_each_difference(tmp_path):
         {"path": str(tmp_path / "missing"), "state": "directory"},
         {"path": str(t["file"]), "owner": "no-such-user-hk"},
         {"path": str(t["file"]), "mode": "u=rw,go=r"},  # not octal: left to the task
+        {"path": str(t["link"]), "state": "absent"},
     ]}, tmp_path)
     assert rc == 0, out
     assert out["drift"] == [str(t["dir"]), str(t["file"]), str(t["link"]),
@@ -351,7 +353,7 @@ def test_drift_names_each_difference(tmp_path):
     assert out["reasons"] == {
         str(t["dir"]): ["mode"],
         str(t["file"]): ["content", "type", "owner", "mode"],
-        str(t["link"]): ["target"],
+        str(t["link"]): ["target", "present"],
         str(tmp_path / "missing"): ["missing"],
     }
 
