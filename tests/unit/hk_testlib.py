@@ -190,11 +190,11 @@ def write_local_run(
     (work / "vars.json").write_text(json.dumps({**settings, **extra_vars}))
 
 
-def run_check_playbook(work: Path, playbook: str) -> subprocess.CompletedProcess:
-    """Run ``work/<playbook>`` in check mode with ``work/inventory.yml`` and
-    ``work/vars.json``, the checkout's collection and no ansible.cfg (as a user's run would
-    find the role by its full name); Ansible's own files stay inside ``work``."""
-    env = {
+def ansible_env(work: Path) -> dict[str, str]:
+    """The environment of a test's ansible-playbook: the checkout's collection and no
+    ansible.cfg (as a user's run would find the roles by their full names); Ansible's own
+    files stay inside ``work``."""
+    return {
         **os.environ,
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
         "ANSIBLE_CONFIG": str(work / "none.cfg"),
@@ -202,6 +202,12 @@ def run_check_playbook(work: Path, playbook: str) -> subprocess.CompletedProcess
         "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
         "ANSIBLE_HOME": str(work / "ansible-home"),
     }
+
+
+def run_check_playbook(work: Path, playbook: str) -> subprocess.CompletedProcess:
+    """Run ``work/<playbook>`` in check mode with ``work/inventory.yml`` and
+    ``work/vars.json`` (ansible_env)."""
+    env = ansible_env(work)
     return subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible-playbook"),

@@ -7,14 +7,13 @@ writes on the control node and never connects, so the runs pass anyway.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from hk_testlib import ROOT
+from hk_testlib import ansible_env
 
 PLAYBOOK = """\
 - name: Write a report
@@ -40,18 +39,10 @@ def run(tmp_path: Path, *extra: str, stem: str = "20261129T050000Z"):
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {
         "web1": {"ansible_connection": "ssh", "ansible_host": "unreachable.invalid",
                  "ansible_python_interpreter": sys.executable}}}}))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-    }
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.yml", "pb.yml",
          "-e", f"out={tmp_path / 'reports'}", "-e", f"stem={stem}", *extra],
-        cwd=tmp_path, env=env, text=True, capture_output=True, timeout=120,
+        cwd=tmp_path, env=ansible_env(tmp_path), text=True, capture_output=True, timeout=120,
     )
 
 
