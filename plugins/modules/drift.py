@@ -102,13 +102,11 @@ reasons:
   sample: {/etc/hardenkit/watchdog/watchdog.json: [content]}
 """
 
-import grp
-import hashlib
 import os
-import pwd
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.fsdrift import drift
 
 ARGUMENT_SPEC = {
     "paths": {
@@ -131,79 +129,16 @@ ARGUMENT_SPEC = {
     }
 }
 
-_KIND = {"file": stat.S_ISREG, "directory": stat.S_ISDIR, "link": stat.S_ISLNK}
-
-
-def _id_of(name: str, lookup, attr: str) -> int | None:
-    if name.isdigit():
-        return int(name)
-    try:
-        return getattr(lookup(name), attr)
-    except KeyError:
-        return None
-
-
-def _sha1(path: str) -> str:
-    digest = hashlib.sha1()  # what the control node's hash('sha1') computes
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def reasons_for(want: dict) -> list[str]:
-    """What differs between ``want`` and the host; empty when nothing does."""
-    path = want["path"]
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return [] if want["state"] == "absent" else ["missing"]
-    except OSError:
-        return ["unreadable"]
-    if want["state"] == "absent":
-        return ["present"]
-    if not _KIND[want["state"]](st.st_mode):
-        return ["type"]
-    out = []
-    if want.get("owner") is not None:
-        uid = _id_of(str(want["owner"]), pwd.getpwnam, "pw_uid")
-        if uid != st.st_uid:
-            out.append("owner")
-    if want.get("group") is not None:
-        gid = _id_of(str(want["group"]), grp.getgrnam, "gr_gid")
-        if gid != st.st_gid:
-            out.append("group")
-    if want.get("mode") is not None and want["state"] != "link":
-        text = str(want["mode"])
-        if isinstance(want["mode"], int):  # YAML 0644 without quotes is decimal 420
-            wanted_mode = want["mode"]
-        elif text.isdigit() and all(c in "01234567" for c in text):
-            wanted_mode = int(text, 8)
-        else:
-            wanted_mode = None
-        if wanted_mode != stat.S_IMODE(st.st_mode):
-            out.append("mode")
-    if want["state"] == "link" and want.get("src") is not None and os.readlink(path) != want["src"]:
-        out.append("target")
-    if want["state"] == "file" and want.get("sha1"):
-        try:
-            if _sha1(path) != want["sha1"].lower():
-                out.append("content")
-        except OSError:
-            out.append("unreadable")
-    return out
-
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     for i, want in enumerate(module.params["paths"]):
         if not os.path.isabs(want["path"]):
             module.fail_json(msg=f"paths[{i}].path must be absolute (got {want['path']!r})")
-    reasons = {}
-    for want in module.params["paths"]:
-        found = reasons_for(want)
-        if found:
-            reasons.setdefault(want["path"], []).extend(found)
+    try:
+        reasons = drift(module.params["paths"])
+    except OSError as exc:  # a link that vanished between lstat and readlink
+        module.fail_json(msg=f"drift could not read the host: {exc}")
     module.exit_json(changed=False, drift=list(reasons), reasons=reasons)
 
 
