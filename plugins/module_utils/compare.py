@@ -14,6 +14,8 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import 
     CRITICAL,
     RESOURCE_CODES,
     WARNING,
+    auto_restarted,
+    unstable_restarts,
 )
 
 VERDICTS = ("improved", "unchanged", "regressed", "rolled_back", "failed")
@@ -97,13 +99,6 @@ def finding_regressions(before: Diagnosis, after: Diagnosis) -> list[dict[str, A
     return out
 
 
-def _crashed_since_start(proc: Mapping[str, Any]) -> bool:
-    """PM2 sets ``created_at`` on a deliberate start/reload and ``pm_uptime`` on every
-    start: a later ``pm_uptime`` means an automatic restart since (see findings)."""
-    up, created = proc.get("pm_uptime"), proc.get("created_at")
-    return bool(up and created and up - created > 2000)
-
-
 def restart_regressions(
     before: Diagnosis, after: Diagnosis, reloads: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -112,7 +107,8 @@ def restart_regressions(
     ``reloads`` is the number of process restarts the run caused on purpose (reloads x
     instances). Processes present before compare their ``restart_time``; a deliberate
     reload resets PM2's ``unstable_restarts``, so after a run that reloaded every unstable
-    restart is new, otherwise only an increase counts.
+    restart is new (less the one such a reload can leave itself, see
+    findings.unstable_restarts), otherwise only an increase counts.
     """
     notes: list[str] = []
     prev_procs = _pm2_processes(before)
@@ -126,15 +122,18 @@ def restart_regressions(
     for p in now_procs:
         old = prev.get((p.get("name"), p.get("pm_id")))
         rt = p.get("restart_time") or 0
-        us = p.get("unstable_restarts") or 0
         if old is None:
             # New since before: its restart_time may carry history (a resurrected dump,
             # earlier deploys), so only a crash since its last deliberate start counts.
-            unstable += us
-            restarts += 1 if _crashed_since_start(p) else 0
+            unstable += unstable_restarts(p)
+            restarts += 1 if auto_restarted(p, unknown=False) else 0
             continue
         restarts += max(rt - (old.get("restart_time") or 0), 0)
-        unstable += us if reloads > 0 else max(us - (old.get("unstable_restarts") or 0), 0)
+        if reloads > 0:
+            unstable += unstable_restarts(p)
+        else:
+            before_us = old.get("unstable_restarts") or 0
+            unstable += max((p.get("unstable_restarts") or 0) - before_us, 0)
     out = []
     if unstable > 0:
         out.append(

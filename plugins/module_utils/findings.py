@@ -419,6 +419,36 @@ def find_load_high(
 # --- PM2 ---------------------------------------------------------------------------------
 
 
+def auto_restarted(proc: Mapping[str, Any], *, unknown: bool) -> bool:
+    """Whether PM2 restarted the process on its own since its last deliberate start.
+
+    PM2 sets ``created_at`` on a deliberate start, restart or reload and ``pm_uptime`` on
+    every start, so a ``pm_uptime`` more than 2 s after ``created_at`` means an automatic
+    restart since. ``unknown`` is the answer when either time is missing.
+    """
+    up, created = proc.get("pm_uptime"), proc.get("created_at")
+    if not up or created is None:
+        return unknown
+    return up - created > 2000
+
+
+def unstable_restarts(proc: Mapping[str, Any]) -> int:
+    """PM2's ``unstable_restarts``, less the one a deliberate reload can leave behind.
+
+    A reload of a process that is not online (launching, or waiting to be restarted after
+    a crash) takes PM2's restart path (lib/God/ActionMethods.js, restartProcessId): it
+    resets the counters, then stops the worker, and handleExit (lib/God.js) counts that
+    stop as an unstable restart because it came within ``min_uptime`` of the start; the
+    new worker inherits the count. Reloading away from a crash-looping release can hit
+    this. So one unstable restart with no automatic restart since the last deliberate
+    start is the reload's own, not a crash: a worker that crashed was restarted since.
+    """
+    count = proc.get("unstable_restarts") or 0
+    if count == 1 and not auto_restarted(proc, unknown=True):
+        return 0
+    return count
+
+
 def crash_loop_reason(
     proc: Mapping[str, Any], thresholds: Mapping[str, float], now_ms: int
 ) -> str | None:
@@ -436,16 +466,14 @@ def crash_loop_reason(
     status = proc.get("status")
     if status == "errored":
         return "PM2 gave up restarting it (status errored)"
-    unstable = proc.get("unstable_restarts") or 0
+    unstable = unstable_restarts(proc)
     if unstable > 0:
         return f"{unstable} unstable restart(s) (exited within min_uptime of starting)"
     restarts = proc.get("restart_time") or 0
     pm_uptime = proc.get("pm_uptime")
-    created = proc.get("created_at")
     if restarts >= thresholds["crash_loop_restarts"] and pm_uptime:
         uptime_s = max(now_ms - pm_uptime, 0) / 1000
-        auto_restarted = created is None or pm_uptime - created > 2000
-        if uptime_s < thresholds["crash_loop_window_s"] and auto_restarted:
+        if uptime_s < thresholds["crash_loop_window_s"] and auto_restarted(proc, unknown=True):
             return f"{restarts} restarts, up only {uptime_s:.0f}s since the last crash"
     return None
 

@@ -546,6 +546,31 @@ def test_crash_loop_restart_rule(restarts, created_s_ago, up_s, crash):
     assert (crash_loop_reason(proc, DEFAULT_THRESHOLDS, NOW_MS) is not None) is crash
 
 
+@pytest.mark.parametrize(
+    ("unstable", "up_after_created_s", "crash"),
+    [
+        # one unstable restart and no automatic restart since the last deliberate start:
+        # the stop of PM2's own restart path (a reload of a launching worker), not a crash
+        (1, 0.3, False),
+        (1, 2.6, True),  # restarted on its own 2.6 s after its start: it crashed
+        (2, 0.3, True),  # two are never a reload's own
+    ],
+)
+def test_crash_loop_unstable_rule(unstable, up_after_created_s, crash):
+    created = NOW_MS - 5_000
+    proc = dict(
+        BASE_PM2,
+        restart_time=1,
+        unstable_restarts=unstable,
+        created_at=created,
+        pm_uptime=created + int(up_after_created_s * 1000),
+    )
+    assert (crash_loop_reason(proc, DEFAULT_THRESHOLDS, NOW_MS) is not None) is crash
+    # without the times, every unstable restart counts
+    bare = dict(BASE_PM2, unstable_restarts=unstable)
+    assert crash_loop_reason(bare, DEFAULT_THRESHOLDS, NOW_MS) is not None
+
+
 def test_evaluate_orders_critical_first_and_shapes_findings():
     def incident(facts, probes):
         four_tsx_copies(facts, probes)
@@ -581,3 +606,15 @@ def test_facts_are_not_mutated():
     before = copy.deepcopy((facts, probes))
     evaluate(facts, probes, {}, CONTEXT)
     assert (facts, probes) == before
+
+
+def test_a_reload_of_a_launching_worker_is_not_a_crash_loop():
+    # A real `pm2 jlist` (PM2 6.0.14, cluster of 2, min_uptime 10 s, exponential backoff),
+    # taken 1.8 s after a reload away from a release whose workers exit 2 s after start.
+    # pm_id 0 was reloaded while it was launching: PM2's restart path reset its counters,
+    # then counted its own stop as an unstable restart (created_at to pm_uptime 0.37 s).
+    # pm_id 1 was not reloaded and crashed on its own 2.3 s after its start.
+    now_ms = 1796473935017
+    procs = parse_jlist(fixture_text("pm2", "jlist_reload_from_launching.json"), now_ms)
+    reasons = {p["pm_id"]: crash_loop_reason(p, DEFAULT_THRESHOLDS, now_ms) for p in procs}
+    assert reasons == {0: None, 1: "1 unstable restart(s) (exited within min_uptime of starting)"}
