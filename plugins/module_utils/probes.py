@@ -160,3 +160,68 @@ def run_probes(
 
     with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
         return list(pool.map(one, jobs))
+
+
+def wait_listening(host: str, port: int, timeout: float, interval: float = 0.2) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), port), timeout=1):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
+
+
+def probe_until(
+    host: str,
+    port: int,
+    probes: list[dict[str, Any]],
+    *,
+    listen_timeout: float = 0,
+    retries: int = 0,
+    delay: float = 1,
+    timeout: float = 15,
+    scheme: str = "http",
+) -> dict[str, Any]:
+    """Wait for ``port`` to listen, then probe each ``{path, status}``; a failing probe is
+    tried again, on its own, up to ``retries`` times ``delay`` seconds apart.
+
+    Returns ``{ok, listening, attempts, probes}``: ``probes`` holds each probe's last
+    result (``http_probe``'s shape), in the given order.
+    """
+    listening = listen_timeout <= 0 or wait_listening(host, port, listen_timeout)
+    out: dict[str, Any] = {"ok": False, "listening": listening, "attempts": 0, "probes": []}
+    if not listening:
+        return out
+    jobs = [
+        {"url": probe_url(host, port, p["path"], scheme), "expected": int(p["status"])}
+        for p in probes
+    ]
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    todo = list(range(len(jobs)))
+    while todo:
+        out["attempts"] += 1
+        for i, result in zip(todo, run_probes([jobs[i] for i in todo], timeout), strict=True):
+            results[i] = result
+        todo = [i for i in todo if not results[i]["ok"]]
+        if todo and out["attempts"] <= retries:
+            time.sleep(delay)
+        else:
+            break
+    out["probes"] = results
+    out["ok"] = not todo
+    return out
+
+
+def describe_failures(results: list[dict[str, Any]]) -> str:
+    """``/api/health answered 500 (expected 200); / connection refused``."""
+    return "; ".join(
+        f"{r['path']} answered {r['status']} (expected {r['expected']})"
+        if r["status"] is not None
+        else f"{r['path']} {r['error']}"
+        for r in results
+        if not r["ok"]
+    )

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from hk_testlib import free_port
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
+    describe_failures,
     http_probe,
     probe_host,
+    probe_until,
     probe_url,
     run_probes,
 )
@@ -142,3 +146,88 @@ def test_run_probes_keeps_order(incident_app):
 def test_probe_host(listeners, port, host):
     objs = [Listener("tcp6" if ":" in a else "tcp", a, p, i) for i, (a, p) in enumerate(listeners)]
     assert probe_host(objs, port) == host
+
+
+# --- probe_until (the probe module): wait for the port, retry what fails ------------------
+
+
+def test_probe_until_waits_for_the_port():
+    # The app binds its port a moment after the task starts, as a fresh release does.
+    port = free_port()
+    servers = []
+
+    def late_start():
+        time.sleep(0.6)
+        srv = ThreadingHTTPServer(("127.0.0.1", port), _Ok)
+        servers.append(srv)
+        srv.serve_forever(0.05)
+
+    threading.Thread(target=late_start, daemon=True).start()
+    try:
+        result = probe_until("127.0.0.1", port, [{"path": "/", "status": 200}], listen_timeout=10)
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
+    assert servers
+    assert result["listening"] and result["ok"] and result["attempts"] == 1
+    assert [r["status"] for r in result["probes"]] == [200]
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_probe_until_gives_up_on_a_port_nothing_listens_on():
+    start = time.monotonic()
+    result = probe_until(
+        "127.0.0.1", free_port(), [{"path": "/", "status": 200}], listen_timeout=0.5
+    )
+    assert result == {"ok": False, "listening": False, "attempts": 0, "probes": []}
+    assert time.monotonic() - start < 5
+
+
+def test_probe_until_retries_only_what_failed(http_server):
+    # /api/health answers 503 twice (a worker still warming up), then 200.
+    srv = http_server({"/api/health": 503})
+    answers = iter([503, 503])
+
+    def health_status():
+        return next(answers, 200)
+
+    srv.RequestHandlerClass.do_GET = _status_from(srv.RequestHandlerClass.do_GET, health_status)
+    probes = [{"path": "/", "status": 200}, {"path": "/api/health", "status": 200}]
+    result = probe_until("127.0.0.1", srv.server_address[1], probes, retries=3, delay=0.05)
+    assert result["ok"] and result["attempts"] == 3
+    assert [r["status"] for r in result["probes"]] == [200, 200]
+    # "/" passed at once and was not asked again
+    assert [seen["path"] for seen in srv.seen].count("/") == 1
+    assert [seen["path"] for seen in srv.seen].count("/api/health") == 3
+
+
+def _status_from(do_get, status_of_health):
+    def do_GET(self):
+        if self.path == "/api/health":
+            self.server.seen.append({"path": self.path, "host": self.headers.get("Host")})
+            self.send_response(status_of_health())
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        do_get(self)
+
+    return do_GET
+
+
+def test_probe_until_reports_what_still_fails(incident_app):
+    probes = [{"path": "/", "status": 200}, {"path": "/api/health", "status": 200}]
+    result = probe_until("127.0.0.1", incident_app.server_address[1], probes, retries=2, delay=0)
+    assert not result["ok"] and result["attempts"] == 3
+    assert describe_failures(result["probes"]) == "/api/health answered 404 (expected 200)"
+    refused = probe_until("127.0.0.1", free_port(), [{"path": "/x", "status": 200}])
+    assert describe_failures(refused["probes"]) == "/x connection refused"

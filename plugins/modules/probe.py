@@ -1,0 +1,153 @@
+#!/usr/bin/python
+"""Wait for a port to listen on this host, then probe HTTP paths on it."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: probe
+author: hardenkit developers
+short_description: Wait for a port on the host, then require HTTP answers from it
+description:
+  - Waits until O(host):O(port) accepts connections, then sends one GET per entry of
+    O(probes) (concurrently, no redirects followed, no proxy) and requires its status.
+  - A probe that fails is tried again on its own, up to O(retries) times, O(delay) seconds
+    apart. One task for what would otherwise be a M(ansible.builtin.wait_for) and a
+    M(ansible.builtin.uri) per path.
+  - Read-only; fails naming each path that did not answer as expected.
+options:
+  host:
+    description: The address to connect to, on the host itself.
+    type: str
+    default: 127.0.0.1
+  port:
+    description: The port.
+    type: int
+    required: true
+  probes:
+    description: The paths and the status each must answer; empty only waits for the port.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The path, from C(/).
+        type: str
+        required: true
+      status:
+        description: The status it must answer.
+        type: int
+        default: 200
+  listen_timeout:
+    description: Seconds to wait for the port to accept connections; 0 does not wait.
+    type: float
+    default: 0
+  retries:
+    description: How many more times a failing probe is tried.
+    type: int
+    default: 0
+  delay:
+    description: Seconds between tries.
+    type: float
+    default: 1
+  timeout:
+    description: Seconds each request waits for an answer.
+    type: float
+    default: 15
+attributes:
+  check_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Wait for the new release on its spare port and require every probe
+  hardenkit.nodeapp.probe:
+    port: 5099
+    listen_timeout: 60
+    probes:
+      - {path: /, status: 200}
+      - {path: /api/health, status: 200}
+"""
+
+RETURN = r"""
+listening:
+  description: Whether the port accepted a connection in time.
+  type: bool
+  returned: always
+attempts:
+  description: Rounds of probes sent.
+  type: int
+  returned: always
+probes:
+  description: Each probe's last result, C({url, path, expected, status, ok, latency_ms, error}).
+  type: list
+  elements: dict
+  returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
+    describe_failures,
+    probe_until,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "host": {"type": "str", "default": "127.0.0.1"},
+            "port": {"type": "int", "required": True},
+            "probes": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "path": {"type": "str", "required": True},
+                    "status": {"type": "int", "default": 200},
+                },
+            },
+            "listen_timeout": {"type": "float", "default": 0},
+            "retries": {"type": "int", "default": 0},
+            "delay": {"type": "float", "default": 1},
+            "timeout": {"type": "float", "default": 15},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not 1 <= p["port"] <= 65535:
+        module.fail_json(msg=f"port must be 1-65535, got {p['port']}")
+    if p["retries"] < 0 or p["delay"] < 0 or p["timeout"] <= 0 or p["listen_timeout"] < 0:
+        module.fail_json(msg="retries, delay and listen_timeout must not be negative, timeout > 0")
+    for probe in p["probes"]:
+        if not probe["path"].startswith("/"):
+            module.fail_json(msg=f"probes: path must start with /, got {probe['path']!r}")
+    result = probe_until(
+        p["host"],
+        p["port"],
+        p["probes"],
+        listen_timeout=p["listen_timeout"],
+        retries=p["retries"],
+        delay=p["delay"],
+        timeout=p["timeout"],
+    )
+    where = f"{p['host']}:{p['port']}"
+    if not result["listening"]:
+        module.fail_json(
+            msg=f"nothing listened on {where} within {p['listen_timeout']:g} s",
+            changed=False,
+            **result,
+        )
+    if not result["ok"]:
+        module.fail_json(
+            msg=f"probes failed on {where} ({result['attempts']} attempt"
+            + ("s" if result["attempts"] != 1 else "")
+            + "): "
+            + describe_failures(result["probes"]),
+            changed=False,
+            **result,
+        )
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
