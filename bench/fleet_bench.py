@@ -8,6 +8,11 @@ Mitogen strategy) against one of them and against all of them, R rounds interlea
 writes the medians to bench/results/fleet-<UTC stamp>.json and .md. The containers are
 removed afterwards.
 
+Beside it, the same rounds of a one-task playbook (`ansible.builtin.ping`, nothing of the
+kit): Ansible's own cost of one more host on this machine, the floor under any playbook's
+ratio. Here the containers and the control node share the same CPUs, so every host's
+module runs on the control node's cores too.
+
     .venv/bin/python bench/fleet_bench.py --hosts 10 --rounds 3
     .venv/bin/python bench/fleet_bench.py --strategy ansible.builtin.linear   # without Mitogen
 
@@ -62,7 +67,6 @@ def inventory(names: list[str], path: Path, reports: Path) -> None:
     doc = {
         "all": {
             "vars": {
-                "ansible_user": "root",
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "app_name": "workbot",
                 "app_src": str(ROOT / "examples" / "workbot"),
@@ -74,18 +78,29 @@ def inventory(names: list[str], path: Path, reports: Path) -> None:
     path.write_text(json.dumps(doc, indent=2))
 
 
-def run(inv: Path, limit: str, strategy: str | None) -> float:
+# The floor: one module run per host, nothing else.
+PING_PLAY = """- name: One module run per host, nothing of the kit
+  hosts: app_servers
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+
+
+def run(inv: Path, limit: str, strategy: str | None,
+        playbook: str = "playbooks/diagnose.yml") -> float:
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
     if strategy:
         env["ANSIBLE_STRATEGY"] = strategy
     t0 = time.monotonic()
     proc = subprocess.run(
-        ["ansible-playbook", "-i", str(inv), "--limit", limit, "playbooks/diagnose.yml"],
+        ["ansible-playbook", "-i", str(inv), "--limit", limit, playbook],
         cwd=ROOT, env=env, text=True, capture_output=True,
     )
     took = time.monotonic() - t0
     if proc.returncode != 0:
-        sys.exit(f"diagnose.yml failed ({limit}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        sys.exit(f"{playbook} failed ({limit}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     return took
 
 
@@ -104,11 +119,15 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             inv = Path(tmp) / "inventory.json"
             inventory(names, inv, Path(tmp) / "reports")
+            ping = Path(tmp) / "ping.yml"
+            ping.write_text(PING_PLAY)
             run(inv, names[0], args.strategy)  # warm-up: fact caches, page cache
-            one, many = [], []
+            one, many, ping_one, ping_many = [], [], [], []
             for _ in range(args.rounds):
                 one.append(run(inv, names[0], args.strategy))
                 many.append(run(inv, "app_servers", args.strategy))
+                ping_one.append(run(inv, names[0], args.strategy, str(ping)))
+                ping_many.append(run(inv, "app_servers", args.strategy, str(ping)))
             fleet = json.loads((Path(tmp) / "reports" / "fleet" / "latest.json").read_text())
     finally:
         subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
@@ -124,6 +143,15 @@ def main() -> int:
         "median_one_s": round(statistics.median(one), 2),
         "median_all_s": round(statistics.median(many), 2),
         "ratio": round(statistics.median(many) / statistics.median(one), 2),
+        # A one-task ping playbook, 1 host and all hosts: the floor of the ratio here.
+        "floor_one_host_s": [round(x, 2) for x in ping_one],
+        "floor_all_hosts_s": [round(x, 2) for x in ping_many],
+        "floor_ratio": round(statistics.median(ping_many) / statistics.median(ping_one), 2),
+        # Seconds each host beyond the first adds, for diagnose.yml and for the ping.
+        "per_extra_host_s": round((statistics.median(many) - statistics.median(one))
+                                  / max(args.hosts - 1, 1), 3),
+        "floor_per_extra_host_s": round((statistics.median(ping_many) - statistics.median(ping_one))
+                                        / max(args.hosts - 1, 1), 3),
         "fleet_rows": len(fleet["hosts"]),
         "cpus": os.cpu_count(),
         "load_after": [round(x, 2) for x in load],
@@ -141,7 +169,17 @@ def main() -> int:
         f"| 1 | {', '.join(map(str, one_s))} | {result['median_one_s']} |\n"
         f"| {args.hosts} | {', '.join(map(str, all_s))} | {result['median_all_s']} |\n\n"
         f"Ratio {result['ratio']} (target ≤ 2); the fleet summary listed "
-        f"{result['fleet_rows']} hosts. Load average after: {result['load_after']}.\n"
+        f"{result['fleet_rows']} hosts. Each host beyond the first adds "
+        f"{result['per_extra_host_s']} s.\n\n"
+        "The floor, a one-task `ansible.builtin.ping` playbook over the same hosts "
+        "(nothing of the kit; the hosts' modules run on the control node's CPUs):\n\n"
+        "| hosts | runs (s) | median (s) |\n|---:|---|---:|\n"
+        f"| 1 | {', '.join(map(str, result['floor_one_host_s']))} | "
+        f"{statistics.median(ping_one):.2f} |\n"
+        f"| {args.hosts} | {', '.join(map(str, result['floor_all_hosts_s']))} | "
+        f"{statistics.median(ping_many):.2f} |\n\n"
+        f"Floor ratio {result['floor_ratio']}; each host beyond the first adds "
+        f"{result['floor_per_extra_host_s']} s. Load average after: {result['load_after']}.\n"
     )
     (RESULTS / f"fleet-{stamp}.md").write_text(md)
     print(md)
