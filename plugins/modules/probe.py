@@ -86,6 +86,11 @@ probes:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
+    OptionError,
+    validate_port,
+    validate_probes,
+)
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
     describe_failures,
     probe_until,
@@ -114,17 +119,17 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    if not 1 <= p["port"] <= 65535:
-        module.fail_json(msg=f"port must be 1-65535, got {p['port']}")
     if p["retries"] < 0 or p["delay"] < 0 or p["timeout"] <= 0 or p["listen_timeout"] < 0:
         module.fail_json(msg="retries, delay and listen_timeout must not be negative, timeout > 0")
-    for probe in p["probes"]:
-        if not probe["path"].startswith("/"):
-            module.fail_json(msg=f"probes: path must start with /, got {probe['path']!r}")
+    try:
+        port = validate_port(p["port"], "port")
+        probes = validate_probes(p["probes"])
+    except OptionError as exc:
+        module.fail_json(msg=str(exc))
     result = probe_until(
         p["host"],
-        p["port"],
-        p["probes"],
+        port,
+        probes,
         listen_timeout=p["listen_timeout"],
         retries=p["retries"],
         delay=p["delay"],

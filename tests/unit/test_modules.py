@@ -391,4 +391,4 @@ def test_probe_module_waits_for_the_port_then_fails(tmp_path):
     rc, out = run_module("probe", {"port": port, "listen_timeout": 0.3}, tmp_path)
     assert rc != 0 and out["msg"] == f"nothing listened on 127.0.0.1:{port} within 0.3 s"
     rc, out = run_module("probe", {"port": port, "probes": [{"path": "health"}]}, tmp_path)
-    assert rc != 0 and "probes: path must start with /" in out["msg"]
+    assert rc != 0 and "probes[0].path must be a string starting with '/'" in out["msg"]
