@@ -5,8 +5,9 @@ trim_blocks on and lstrip_blocks off, as the template action does) for the three
 host can stand (DESIGN.md, inventory groups):
 
 - one server: a host in both app_servers and load_balancers. Its output must not change
-  with the load balancer tier: fixtures/nginx/ holds what the templates rendered before the
-  tier existed, and the rendering must equal it byte for byte.
+  with the load balancer tier: fixtures/nginx/ holds what the templates render for it (written
+  before the tier existed, rewritten since only for a deliberate change: the page cache), and
+  the rendering must equal it byte for byte.
 - a load balancer (load_balancers only) in front of two app servers;
 - an app server behind that load balancer.
 
@@ -35,7 +36,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -240,7 +241,8 @@ def test_load_balancer_site_fails_over_and_keeps_the_protections():
     for name in ("add_header", "client_max_body_size", "large_client_header_buffers",
                  "limit_req", "limit_conn", "limit_req_status", "proxy_buffering"):
         assert set(directive(site, name)) >= set(directive(single, name)) - {
-            'Cache-Control "public, max-age=31536000, immutable" always'}, name
+            'Cache-Control "public, max-age=31536000, immutable" always',
+            "X-Cache-Status $upstream_cache_status always"}, name
     assert "location ~ /\\.(?!well-known(?:/|$)) {" in site
     assert "return 405;" in site
     ws = location(site, "= /ws")
@@ -304,6 +306,40 @@ def test_a_host_in_both_groups_beside_a_separate_load_balancer():
     assert directive(conf["site.conf"], "set_real_ip_from") == ["10.0.0.5"]
     lb = render("lb1", groups, {"web1": {"ansible_host": "10.0.0.1"}})
     assert [s.split()[0] for s in directive(lb["http.conf"], "server")] == ["10.0.0.1:80"]
+
+
+# --- the page cache ----------------------------------------------------------------------------
+
+
+def test_page_cache_on_hosts_that_run_the_app():
+    for host, groups, hostvars in (("web1", SINGLE, {}), ("app1", FLEET, FLEET_VARS)):
+        conf = render(host, groups, hostvars)
+        assert directive(conf["http.conf"], "proxy_cache_path") == [
+            "/var/cache/nginx/hardenkit-workbot levels=1:2 keys_zone=workbot_pages:10m "
+            "max_size=256m inactive=10m use_temp_path=off"]
+        page = location(conf["site.conf"], "/")
+        assert directive(page, "proxy_cache") == ["workbot_pages"]
+        assert directive(page, "proxy_cache_valid") == ["200 1s"]
+        assert directive(page, "proxy_no_cache") == [
+            "$hardenkit_workbot_credentials $hardenkit_workbot_no_store"]
+        assert directive(page, "proxy_cache_bypass") == ["$hardenkit_workbot_credentials"]
+        assert "proxy_cache_lock" not in page
+        # only the pages: not the API, the WebSocket or the static fallback
+        site = conf["site.conf"]
+        assert site.count("proxy_cache workbot_pages;") == 1
+        for head in ("^~ /api/", "= /ws", "@app"):
+            assert "proxy_cache" not in location(site, head), head
+
+
+def test_page_cache_off_and_on_a_load_balancer():
+    for conf in (render("web1", SINGLE, nginx_proxy_page_cache=False),
+                 render("lb1", FLEET, FLEET_VARS)):
+        assert "proxy_cache" not in conf["http.conf"] + conf["site.conf"]
+        assert "X-Cache-Status" not in conf["site.conf"]
+    conf = render("web1", SINGLE, nginx_proxy_page_cache_valid=30,
+                  nginx_proxy_page_cache_max_size="1g")
+    assert "max_size=1g " in conf["http.conf"]
+    assert directive(location(conf["site.conf"], "/"), "proxy_cache_valid") == ["200 30s"]
 
 
 # --- the settings ------------------------------------------------------------------------------
@@ -387,7 +423,10 @@ def nginx_prefix(base: Path, conf: dict[str, str]) -> Path:
     under ``base``, where Debian's nginx.conf would put them under /var)."""
     logs = base / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    (base / "http.conf").write_text(conf["http.conf"], encoding="utf-8")
+    # the page cache's parent: the role creates the cache directory itself
+    (base / "cache").mkdir(exist_ok=True)
+    (base / "http.conf").write_text(
+        conf["http.conf"].replace("/var/cache/nginx/", f"{base}/cache/"), encoding="utf-8")
     (base / "site.conf").write_text(
         conf["site.conf"].replace("/var/log/nginx/", f"{logs}/"), encoding="utf-8")
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -617,3 +656,127 @@ def test_live_fleet(fleet):
     for _ in range(6):
         status, _, body = get(ports["lb1_tls"], "/api/echo", tls=True)
         assert status == 200 and json.loads(body)["server"] == "app2", body
+
+
+# --- the page cache, live --------------------------------------------------------------------
+
+# Next.js 15's Vary on pages.
+NEXT_VARY = ("RSC, Next-Router-State-Tree, Next-Router-Prefetch, Next-Router-Segment-Prefetch,"
+             " Accept-Encoding")
+
+
+class Pages(BaseHTTPRequestHandler):
+    """Answers like a Next.js app: each path one way of marking a response; counts renders."""
+
+    MARKS: ClassVar[dict[str, tuple[int, str | None, bool]]] = {
+        "/page": (200, "s-maxage=31536000, stale-while-revalidate", False),  # prerendered
+        "/private": (200, "private, no-cache, no-store, max-age=0, must-revalidate", False),
+        "/cookie": (200, "s-maxage=60", True),
+        "/unmarked": (200, None, False),
+        "/public": (200, "public, max-age=60", False),
+        "/missing": (404, "s-maxage=60", False),
+        "/api/data": (200, "s-maxage=60", False),
+    }
+
+    def do_GET(self) -> None:
+        status, cache_control, cookie = self.MARKS[self.path.split("?")[0]]
+        renders = self.server.renders  # type: ignore[attr-defined]
+        renders[self.path] = renders.get(self.path, 0) + 1
+        rsc = self.headers.get("RSC")
+        body = json.dumps({"path": self.path, "render": renders[self.path], "rsc": rsc,
+                           "tree": self.headers.get("Next-Router-State-Tree")}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/x-component" if rsc else "text/html")
+        if cache_control:
+            self.send_header("Cache-Control", cache_control)
+        if self.path == "/page":
+            self.send_header("Vary", NEXT_VARY)
+        if cookie:
+            self.send_header("Set-Cookie", "session=abc; Path=/; HttpOnly")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def single(tmp_path) -> Iterator[dict[str, Any]]:
+    """One server's Nginx, as the role writes it, in front of ``Pages``."""
+    if NGINX is None:
+        pytest.skip("no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)")
+    app = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    app.renders = {}  # type: ignore[attr-defined]
+    threading.Thread(target=app.serve_forever, args=(0.05,), daemon=True).start()
+    port = free_port()
+    app_root = tmp_path / "app"
+    (app_root / "shared" / "static").mkdir(parents=True)
+    conf = render("web1", SINGLE, app_port=app.server_address[1], app_root=str(app_root),
+                  nginx_proxy_listen_port=port, nginx_proxy_listen_ipv6=False,
+                  nginx_proxy_rate_limit="1000r/s")
+    proc = start_nginx(nginx_prefix(tmp_path / "nginx", conf), port)
+    try:
+        yield {"port": port, "renders": app.renders}  # type: ignore[attr-defined]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        app.shutdown()
+        app.server_close()
+
+
+@needs_nginx
+def test_live_page_cache(single):
+    port, renders = single["port"], single["renders"]
+
+    def fetch(path: str, **headers: str) -> tuple[int, str | None, dict[str, Any]]:
+        status, got, body = get(port, path, headers=headers)
+        return status, got.get("x-cache-status"), json.loads(body)
+
+    # A prerendered page: rendered once, then answered by Nginx with the security headers.
+    assert fetch("/page")[1] == "MISS"
+    status, headers, body = get(port, "/page")
+    assert status == 200 and headers["x-cache-status"] == "HIT", headers
+    assert json.loads(body)["render"] == 1 and renders["/page"] == 1
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"].startswith("s-maxage=31536000"), "the app's header goes on"
+
+    # Its RSC payload and a prefetch are other entries, never the HTML.
+    _, cache, body = fetch("/page", RSC="1")
+    assert cache == "MISS" and body["rsc"] == "1"
+    _, cache, body = fetch("/page", RSC="1")
+    assert cache == "HIT" and body["rsc"] == "1"
+    _, cache, body = fetch("/page", RSC="1", **{"Next-Router-Prefetch": "1"})
+    assert cache == "MISS"
+    # Vary: another router state is another variant
+    _, cache, body = fetch("/page", RSC="1", **{"Next-Router-State-Tree": "%5B%22%22%5D"})
+    assert cache == "MISS" and body["tree"] == "%5B%22%22%5D", body
+    _, _, body = fetch("/page", RSC="1")
+    assert body["tree"] is None, "a request without that state never gets that variant"
+
+    # Credentials: the app answers, and what it answers is not kept.
+    before = renders["/page"]
+    for headers in ({"Cookie": "session=abc"}, {"Authorization": "Bearer x"}):
+        _, cache, body = fetch("/page", **headers)
+        assert cache == "BYPASS" and body["render"] > before, body
+    _, cache, body = fetch("/page")
+    assert cache == "HIT" and body["render"] == 1
+
+    # Never kept: private / no-store, Set-Cookie, unmarked, public without s-maxage, a 404.
+    for path in ("/private", "/cookie", "/unmarked", "/public", "/missing"):
+        for _ in range(3):
+            status, cache, _ = fetch(path)
+            assert cache == "MISS", (path, cache)
+        assert renders[path] == 3, path
+    # The API is never cached, whatever it says.
+    for _ in range(3):
+        status, headers, _ = get(port, "/api/data")
+        assert status == 200 and "x-cache-status" not in headers
+    assert renders["/api/data"] == 3
+
+    # After nginx_proxy_page_cache_valid (1 s) the app renders the page again.
+    time.sleep(1.5)
+    _, cache, body = fetch("/page")
+    assert cache == "EXPIRED" and body["render"] == before + 3, (cache, body)
+    _, cache, body = fetch("/page")
+    assert cache == "HIT" and body["render"] == before + 3, (cache, body)
