@@ -702,8 +702,9 @@ class Pages(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def single(tmp_path) -> Iterator[dict[str, Any]]:
-    """One server's Nginx, as the role writes it, in front of ``Pages``."""
+def single(tmp_path, request) -> Iterator[dict[str, Any]]:
+    """One server's Nginx, as the role writes it, in front of ``Pages``; the page cache's
+    lifetime is the test's parameter."""
     if NGINX is None:
         pytest.skip("no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)")
     app = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
@@ -714,7 +715,7 @@ def single(tmp_path) -> Iterator[dict[str, Any]]:
     (app_root / "shared" / "static").mkdir(parents=True)
     conf = render("web1", SINGLE, app_port=app.server_address[1], app_root=str(app_root),
                   nginx_proxy_listen_port=port, nginx_proxy_listen_ipv6=False,
-                  nginx_proxy_rate_limit="1000r/s")
+                  nginx_proxy_rate_limit="1000r/s", nginx_proxy_page_cache_valid=request.param)
     proc = start_nginx(nginx_prefix(tmp_path / "nginx", conf), port)
     try:
         yield {"port": port, "renders": app.renders}  # type: ignore[attr-defined]
@@ -725,13 +726,19 @@ def single(tmp_path) -> Iterator[dict[str, Any]]:
         app.server_close()
 
 
-@needs_nginx
-def test_live_page_cache(single):
-    port, renders = single["port"], single["renders"]
-
+def fetcher(port: int):
     def fetch(path: str, **headers: str) -> tuple[int, str | None, dict[str, Any]]:
         status, got, body = get(port, path, headers=headers)
         return status, got.get("x-cache-status"), json.loads(body)
+    return fetch
+
+
+# A minute, so a slow machine never sees an entry expire in the middle of the test.
+@needs_nginx
+@pytest.mark.parametrize("single", [60], indirect=True)
+def test_live_page_cache(single):
+    port, renders = single["port"], single["renders"]
+    fetch = fetcher(port)
 
     # A prerendered page: rendered once, then answered by Nginx with the security headers.
     assert fetch("/page")[1] == "MISS"
@@ -774,9 +781,20 @@ def test_live_page_cache(single):
         assert status == 200 and "x-cache-status" not in headers
     assert renders["/api/data"] == 3
 
-    # After nginx_proxy_page_cache_valid (1 s) the app renders the page again.
-    time.sleep(1.5)
+
+
+@needs_nginx
+@pytest.mark.parametrize("single", [2], indirect=True)
+def test_live_page_cache_expires(single):
+    """After nginx_proxy_page_cache_valid seconds the app renders the page again: never a
+    stale page, even while it does. Nginx counts whole seconds (an entry stored at 10.0 s or
+    at 10.9 s with 2 s to live expires after 12.999 s), so it may live up to a second more."""
+    fetch = fetcher(single["port"])
+    assert fetch("/page")[1] == "MISS"
     _, cache, body = fetch("/page")
-    assert cache == "EXPIRED" and body["render"] == before + 3, (cache, body)
+    assert cache == "HIT" and body["render"] == 1, (cache, body)
+    time.sleep(3.2)
     _, cache, body = fetch("/page")
-    assert cache == "HIT" and body["render"] == before + 3, (cache, body)
+    assert cache == "EXPIRED" and body["render"] == 2, (cache, body)
+    _, cache, body = fetch("/page")
+    assert cache == "HIT" and body["render"] == 2, (cache, body)
