@@ -38,7 +38,7 @@ options:
     description: What the role wants, one entry per path.
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       path:
         description: Absolute path on the host.
@@ -66,6 +66,17 @@ options:
       src:
         description: The wanted target of a link.
         type: str
+  units:
+    description:
+      - systemd units the role wants started and enabled at boot, read with
+        C(systemctl is-active) and C(systemctl is-enabled). The role's C(systemd_service)
+        task then runs only for a unit returned in RV(units_drift) (or after it changed the
+        unit's file, which needs a daemon reload).
+      - A unit that is activating, or that systemctl cannot read, counts as drift, so the
+        task decides.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -100,6 +111,16 @@ reasons:
   returned: success
   type: dict
   sample: {/etc/hardenkit/watchdog/watchdog.json: [content]}
+units_drift:
+  description: The units of O(units) that are not both active and enabled, in the order given.
+  returned: success
+  type: list
+  elements: str
+unit_reasons:
+  description: Per drifted unit, what differs (C(inactive), C(disabled)), with systemctl's word.
+  returned: success
+  type: dict
+  sample: {pm2-workbot.service: ["inactive: failed"]}
 """
 
 import os
@@ -109,10 +130,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.fsdrift import drift
 
 ARGUMENT_SPEC = {
+    "units": {"type": "list", "elements": "str", "default": []},
     "paths": {
         "type": "list",
         "elements": "dict",
-        "required": True,
+        "default": [],
         "options": {
             "path": {"type": "path", "required": True},
             "state": {
@@ -139,7 +161,22 @@ def main() -> None:
         reasons = drift(module.params["paths"])
     except OSError as exc:  # a link that vanished between lstat and readlink
         module.fail_json(msg=f"drift could not read the host: {exc}")
-    module.exit_json(changed=False, drift=list(reasons), reasons=reasons)
+    unit_reasons = {}
+    if module.params["units"]:
+        systemctl = module.get_bin_path("systemctl")
+        for unit in module.params["units"]:
+            if systemctl is None:
+                unit_reasons[unit] = ["inactive: no systemctl"]
+                continue
+            why = []
+            for verb, wrong in (("is-active", "inactive"), ("is-enabled", "disabled")):
+                rc, out, _ = module.run_command([systemctl, verb, "--", unit])
+                if rc != 0:
+                    why.append(f"{wrong}: {out.strip() or 'unknown'}")
+            if why:
+                unit_reasons[unit] = why
+    module.exit_json(changed=False, drift=list(reasons), reasons=reasons,
+                     units_drift=list(unit_reasons), unit_reasons=unit_reasons)
 
 
 if __name__ == "__main__":

@@ -364,6 +364,20 @@ def test_drift_refuses_a_relative_path(tmp_path):
     assert rc != 0 and "paths[0].path must be absolute" in out["msg"]
 
 
+
+@pytest.mark.skipif(Path("/run/systemd/system").exists(), reason="systemd runs here")
+def test_drift_counts_units_it_cannot_read(tmp_path):
+    """Without a running systemd (this control node, a container without it), systemctl
+    answers nothing useful: every unit counts as drift, so the role's task decides. The
+    Molecule scenarios read real units: an idempotent run skips every start task."""
+    rc, out = run_module("drift", {"units": ["pm2-workbot", "logrotate.timer"]}, tmp_path)
+    assert rc == 0, out
+    assert out["changed"] is False and out["drift"] == []
+    assert out["units_drift"] == ["pm2-workbot", "logrotate.timer"]
+    assert all(r[0].startswith("inactive: ") for r in out["unit_reasons"].values())
+    assert all(r[1].startswith("disabled: ") for r in out["unit_reasons"].values())
+
+
 # --- probe: the real module against a local server ------------------------------------------
 
 
