@@ -148,7 +148,7 @@ ARGUMENT_SPEC = {
             "sha1": {"type": "str"},
             "src": {"type": "str"},
         },
-    }
+    },
 }
 
 
@@ -175,8 +175,13 @@ def main() -> None:
                     why.append(f"{wrong}: {out.strip() or 'unknown'}")
             if why:
                 unit_reasons[unit] = why
-    module.exit_json(changed=False, drift=list(reasons), reasons=reasons,
-                     units_drift=list(unit_reasons), unit_reasons=unit_reasons)
+    module.exit_json(
+        changed=False,
+        drift=list(reasons),
+        reasons=reasons,
+        units_drift=list(unit_reasons),
+        unit_reasons=unit_reasons,
+    )
 
 
 if __name__ == "__main__":
