@@ -172,6 +172,14 @@ def live_release(current: str) -> str | None:
     return os.path.basename(target.rstrip("/")) or None
 
 
+def live_release_dir(current: str) -> str | None:
+    """The directory ``current`` resolves to (as a worker's ``/proc`` cwd shows it), or None
+    when there is no link or it points nowhere."""
+    if not os.path.islink(current) or not os.path.isdir(current):
+        return None
+    return os.path.realpath(current)
+
+
 def collect_system(opts: DiagnoseOptions, errors: list[str]) -> dict[str, Any]:
     facts: dict[str, Any] = {"memory": None, "swap": None, "load": None, "cpu_count": _cpu_count()}
     try:
@@ -367,6 +375,7 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     current = os.path.join(opts.app_root, "current")
     facts["build"] = build_integrity(current, os.path.exists, read_small_text, opts.required_files)
     facts["release"] = live_release(current)
+    facts["release_dir"] = live_release_dir(current)
     facts["logs"], facts["logrotate"], log_dirs = collect_logs(opts, facts["pm2"], processes)
     facts["disk"] = disk_usage([opts.app_root, pm2_home, *log_dirs])
     probes = probe_all(opts, listeners)

@@ -38,6 +38,7 @@ CODES = (
     "disk_high",
     "load_high",
     "crash_loop",
+    "stale_workers",
 )
 RESOURCE_CODES = frozenset({"memory_high", "disk_high", "load_high"})
 
@@ -503,6 +504,61 @@ def find_crash_loop(
     ]
 
 
+def _worker_names(pm2_processes: list[Mapping[str, Any]], app_name: str | None) -> set[str]:
+    """The app's PM2 names, and PM2's ``_old_<id>`` for a worker a reload is replacing."""
+    names = {str(p.get("name")) for p in app_processes(pm2_processes, app_name)}
+    return names | {
+        str(p.get("name"))
+        for p in pm2_processes
+        if not p.get("is_module") and str(p.get("name", "")).startswith("_old_")
+    }
+
+
+def find_stale_workers(
+    processes: list[Mapping[str, Any]],
+    pm2: Mapping[str, Any] | None,
+    app_name: str | None,
+    release_dir: str | None,
+) -> list[Finding]:
+    """PM2 workers of the app that run from another directory than the live release.
+
+    A worker's working directory is ``current`` resolved when it started, so after a
+    switch every worker must have been reloaded into the new release. One that was not (a
+    reload PM2 answered without doing it, a link changed by hand) serves the old code,
+    possibly from a release already pruned (``/proc`` then says ``(deleted)``). Workers
+    whose directory cannot be read (no root, no CAP_SYS_PTRACE) are left out; without a
+    ``current`` link there is no live release to compare with.
+    """
+    if not release_dir:
+        return []
+    pm2_processes = (pm2 or {}).get("processes") or []
+    names = _worker_names(pm2_processes, app_name)
+    cwd_of = {p.get("pid"): p.get("cwd") for p in processes}
+    evidence = []
+    for p in pm2_processes:
+        pid = p.get("pid")
+        cwd = cwd_of.get(pid) if pid else None
+        if p.get("is_module") or str(p.get("name")) not in names or not cwd:
+            continue
+        path = cwd.removesuffix(" (deleted)")
+        if path == release_dir or path.startswith(release_dir.rstrip("/") + "/"):
+            continue
+        gone = ", a directory since deleted" if cwd.endswith(" (deleted)") else ""
+        who = f"{p.get('name')} (pm_id {p.get('pm_id')}, pid {pid})"
+        evidence.append(f"{who} runs from {path}{gone}")
+    if not evidence:
+        return []
+    evidence.append(f"the live release (current) is {release_dir}")
+    return [
+        finding(
+            "stale_workers",
+            CRITICAL,
+            f"{len(evidence) - 1} PM2 worker(s) serve another release than the live one",
+            evidence,
+        )
+    ]
+
+
 # --- all ---------------------------------------------------------------------------------
 
 
@@ -534,5 +590,6 @@ def evaluate(
     found += find_disk_high(facts.get("disk"), th)
     found += find_load_high(facts.get("load"), facts.get("cpu_count"), th)
     found += find_crash_loop(facts.get("pm2"), app_name, th, now_ms)
+    found += find_stale_workers(processes, facts.get("pm2"), app_name, facts.get("release_dir"))
     rank = {sev: i for i, sev in enumerate(SEVERITIES)}
     return sorted(found, key=lambda f: (rank[f["severity"]], CODES.index(f["code"])))

@@ -181,7 +181,8 @@ facts:
       C(in_scope) C(cwd)/C(package)/C(port)/null and C(dev), the dev tool if any),
       C(pm2) (C(running), C(queried), C(error), C(processes) without environment),
       C(build) (C(current), C(build_id), C(missing), C(ok)), C(release) (the
-      release id C(<app_root>/current) links to, or null), C(logs) (per file
+      release id C(<app_root>/current) links to, or null), C(release_dir) (the
+      directory it resolves to, or null), C(logs) (per file
       C(counts) and C(samples)), C(logrotate) (C(covered), C(uncovered)), C(errors)
       (what could not be read).
   returned: always
@@ -227,7 +228,7 @@ findings:
     - Problems found, critical first. C(code) is one of C(duplicate_processes),
       C(dev_mode), C(build_missing), C(route_failed), C(log_errors),
       C(no_process_manager), C(app_exposed), C(no_reverse_proxy), C(no_log_rotation),
-      C(memory_high), C(disk_high), C(load_high), C(crash_loop).
+      C(memory_high), C(disk_high), C(load_high), C(crash_loop), C(stale_workers).
   returned: always
   type: list
   elements: dict

@@ -172,6 +172,7 @@ def test_hardened_host_has_no_findings(hardened):
     facts = result["facts"]
     assert facts["build"]["ok"] is True and facts["build"]["build_id"] == "k3Yq8vPq"
     assert facts["release"] == "3f9a2c1b7e4d"  # what current links to
+    assert facts["release_dir"].endswith("/srv/workbot/releases/3f9a2c1b7e4d")
     procs = {p["pid"]: p for p in facts["processes"]}
     assert procs[2301]["manager"] == "pm2" and procs[2301]["unit"] == "pm2-workbot.service"
     assert procs[2301]["in_scope"] == "cwd"
@@ -203,8 +204,13 @@ def test_pm2_workers_belong_to_the_app_even_with_an_unreadable_cwd():
         {"pid": 99, "in_scope": None, "cwd": None},
         {"pid": 40, "in_scope": "cwd", "cwd": "/srv/workbot/current"},
     ]
-    pm2 = {"processes": [{"name": "workbot", "pid": 30}, {"name": "workbot", "pid": 31},
-                         {"name": "other", "pid": 99}]}
+    pm2 = {
+        "processes": [
+            {"name": "workbot", "pid": 30},
+            {"name": "workbot", "pid": 31},
+            {"name": "other", "pid": 99},
+        ]
+    }
     mark_pm2_workers(rows, pm2, "workbot")
     assert [r["in_scope"] for r in rows] == ["pm2", "pm2", None, "cwd"]
 
@@ -237,6 +243,13 @@ def test_live_release_is_read_from_the_link(tmp_path):
     assert live_release(str(current)) is None
     current.symlink_to("releases/abc123/")  # relative, with a trailing slash
     assert live_release(str(current)) == "abc123"
+    assert diagnosis.live_release_dir(str(current)) == str(
+        (tmp_path / "releases" / "abc123").resolve()
+    )
+    current.unlink()
+    current.symlink_to("releases/gone")  # a dangling link: no live directory
+    assert diagnosis.live_release_dir(str(current)) is None
     current.unlink()
     current.mkdir()  # a directory, not a link: no release can be named
     assert live_release(str(current)) is None
+    assert diagnosis.live_release_dir(str(current)) is None

@@ -83,6 +83,14 @@ def scans(*names):
     return {"files": files, "counts": merge_counts(files)}
 
 
+def pm2_workers(*pids):
+    """The recorded healthy cluster, its workers given the pids of the process table."""
+    workers = parse_jlist(fixture_text("pm2", "jlist_healthy.json"), NOW_MS)
+    for worker, pid in zip(workers, pids, strict=True):
+        worker["pid"] = pid
+    return workers
+
+
 def healthy():
     pm2_title = "PM2 v5.4.2: God Daemon (/srv/workbot/.pm2)"
     facts = {
@@ -146,7 +154,7 @@ def healthy():
             "queried": True,
             "note": "PM2 daemon pid 2290",
             "error": None,
-            "processes": parse_jlist(fixture_text("pm2", "jlist_healthy.json"), NOW_MS),
+            "processes": pm2_workers(2301, 2315),
         },
         "build": {
             "current": "/srv/workbot/current",
@@ -158,6 +166,8 @@ def healthy():
             "errors": [],
             "ok": True,
         },
+        "release": "3f9a",
+        "release_dir": "/srv/workbot/releases/3f9a",
         "logs": scans("workbot-out.log"),
         "logrotate": {
             "dir": "/etc/logrotate.d",
@@ -392,6 +402,51 @@ def crash_fixture(facts, probes):
     facts["pm2"]["processes"] = parse_jlist(fixture_text("pm2", "jlist_crashloop.json"), NOW_MS)
 
 
+def cwd_of(pid, cwd):
+    def mutate(facts, probes):
+        next(p for p in facts["processes"] if p["pid"] == pid)["cwd"] = cwd
+
+    return mutate
+
+
+def link_changed_by_hand(facts, probes):
+    # current now points to 7c1d, the workers were never reloaded
+    facts["release"], facts["release_dir"] = "7c1d", "/srv/workbot/releases/7c1d"
+
+
+def old_worker_beside_new(facts, probes):
+    # a reload renamed the old worker _old_0 and PM2 restarted it beside the new ones
+    facts["processes"].append(
+        process(2320, 2290, "next-server (v15.1.6)", "/srv/workbot/releases/1b2c", "pm2")
+    )
+    old = dict(facts["pm2"]["processes"][0], name="_old_0", pm_id=2, pid=2320)
+    facts["pm2"]["processes"].append(old)
+
+
+def worker_in_a_subdirectory(facts, probes):
+    # a monorepo's app runs from a directory inside the release
+    for p in facts["processes"]:
+        if p["pid"] in (2301, 2315):
+            p["cwd"] = "/srv/workbot/releases/3f9a/apps/web"
+
+
+def pm2_module_elsewhere(facts, probes):
+    facts["processes"].append(
+        process(2330, 2290, "node pm2-logrotate", "/srv/workbot/.pm2/modules/pm2-logrotate", "pm2")
+    )
+    module = dict(facts["pm2"]["processes"][0], name="pm2-logrotate", pid=2330, is_module=True)
+    facts["pm2"]["processes"].append(module)
+
+
+def no_live_release(facts, probes):
+    facts["release"] = facts["release_dir"] = None
+
+
+def sibling_release_prefix(facts, probes):
+    # releases/3f9a2 is another release, not a directory inside releases/3f9a
+    cwd_of(2315, "/srv/workbot/releases/3f9a2")(facts, probes)
+
+
 TRIGGERS = [
     ("four tsx copies", four_tsx_copies, "duplicate_processes", "critical"),
     ("two unmanaged servers", two_unmanaged_servers, "duplicate_processes", "critical"),
@@ -424,6 +479,20 @@ TRIGGERS = [
     ("load 2.25 per CPU", load5(9.0), "load_high", "warning"),
     ("load 4.25 per CPU", load5(17.0), "load_high", "critical"),
     ("crash-looping cluster", crash_fixture, "crash_loop", "critical"),
+    (
+        "a worker runs a pruned release",
+        cwd_of(2315, "/srv/workbot/releases/1b2c (deleted)"),
+        "stale_workers",
+        "critical",
+    ),
+    ("current changed without a reload", link_changed_by_hand, "stale_workers", "critical"),
+    ("an _old_ worker beside the new ones", old_worker_beside_new, "stale_workers", "critical"),
+    (
+        "a release whose name extends the live one's",
+        sibling_release_prefix,
+        "stale_workers",
+        "critical",
+    ),
 ]
 
 MUST_NOT = [
@@ -451,6 +520,11 @@ MUST_NOT = [
     ("load 1.97 per CPU", load5(7.9), "load_high"),
     ("a one-minute spike", load5(1.0, load1=30.0), "load_high"),
     ("healthy cluster after three deploys", None, "crash_loop"),
+    ("workers in the live release", None, "stale_workers"),
+    ("workers in a directory of the live release", worker_in_a_subdirectory, "stale_workers"),
+    ("a PM2 module runs from its own directory", pm2_module_elsewhere, "stale_workers"),
+    ("a worker's directory cannot be read", cwd_of(2315, None), "stale_workers"),
+    ("no current link", no_live_release, "stale_workers"),
 ]
 
 
@@ -618,3 +692,19 @@ def test_a_reload_of_a_launching_worker_is_not_a_crash_loop():
     procs = parse_jlist(fixture_text("pm2", "jlist_reload_from_launching.json"), now_ms)
     reasons = {p["pm_id"]: crash_loop_reason(p, DEFAULT_THRESHOLDS, now_ms) for p in procs}
     assert reasons == {0: None, 1: "1 unstable restart(s) (exited within min_uptime of starting)"}
+
+
+def test_stale_workers_evidence():
+    [sw] = [
+        f
+        for f in run(cwd_of(2315, "/srv/workbot/releases/1b2c (deleted)"))
+        if f["code"] == "stale_workers"
+    ]
+    assert sw["summary"] == "1 PM2 worker(s) serve another release than the live one"
+    assert sw["evidence"] == [
+        "workbot (pm_id 1, pid 2315) runs from /srv/workbot/releases/1b2c,"
+        " a directory since deleted",
+        "the live release (current) is /srv/workbot/releases/3f9a",
+    ]
+    [both] = [f for f in run(link_changed_by_hand) if f["code"] == "stale_workers"]
+    assert both["summary"].startswith("2 PM2 worker(s)")
