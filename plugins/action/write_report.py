@@ -10,11 +10,14 @@ localhost, ran five modules (about 2 s per host on the default strategy).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.fleet import report_summary
 
 _STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -25,6 +28,7 @@ ARGUMENT_SPEC = {
     "latest": {"type": "bool", "default": True},
     "mode": {"type": "raw", "default": "0640"},
     "dir_mode": {"type": "raw", "default": "0750"},
+    "summarize": {"type": "bool", "default": False},
 }
 
 
@@ -71,6 +75,17 @@ class ActionModule(ActionBase):
             msg = f"files must map extensions (json, md...) to contents (got {sorted(files)!r})"
             return {**result, "failed": True, "msg": msg}
 
+        summary = None
+        if args["summarize"]:
+            try:
+                summary = report_summary(
+                    json.loads(str(files.get("json", ""))),
+                    os.path.join(args["dir"], f"{stem}.md") if "md" in files else None,
+                )
+            except ValueError as exc:  # json.JSONDecodeError is one
+                return {**result, "failed": True,
+                        "msg": f"summarize needs files.json to be a report: {exc}"}
+
         directory = args["dir"]
         paths = {}
         try:
@@ -89,4 +104,5 @@ class ActionModule(ActionBase):
                     "msg": f"could not write the report in {directory}: {exc}"}
         # A report describes the hosts; writing it changes none of them (changed=0 on an
         # idempotent run, and it is written in check mode too).
-        return {**result, "changed": False, "dir": directory, "paths": paths}
+        done = {**result, "changed": False, "dir": directory, "paths": paths}
+        return done if summary is None else {**done, "summary": summary}

@@ -1,7 +1,7 @@
 """The fleet summary: one row per host of a play, from each host's report of this run.
 
 ``report_summary`` reduces one host's report (the document tasks/report.yml writes) to the
-few fields a fleet table shows; report.yml keeps it as ``diagnostics_report_summary``.
+few fields a fleet table shows; the write_report action returns it for report.yml.
 ``fleet_summary`` lines up those summaries for every host of the play, in the play's
 order, with a row for each host the run did not diagnose (not reached: a rollout stopped
 before it, or it was unreachable) showing what is known of it, and the totals: hosts,

@@ -64,6 +64,13 @@ options:
     description: Octal mode of O(dir) when it is created.
     type: raw
     default: "0750"
+  summarize:
+    description:
+      - Also return RV(summary), the host's row of a fleet summary, read from the C(json)
+        file's content (a report of the diagnostics role) and the path of its C(md) file.
+        Saves the diagnostics role a task per host.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -86,4 +93,11 @@ paths:
   returned: success
   type: dict
   sample: {json: /srv/hk/reports/web1/20261129T044500Z.json}
+summary:
+  description:
+    - With O(summarize), the report in a few fields (verdict, counts, finding codes,
+      releases, PM2 restarts, the path of the C(md) file), as the
+      C(hardenkit.nodeapp.report_summary) filter returns them.
+  returned: success and O(summarize)
+  type: dict
 """

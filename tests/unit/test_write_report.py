@@ -25,8 +25,9 @@ PLAYBOOK = """\
         dir: "{{ out }}/{{ inventory_hostname }}"
         stem: "{{ stem }}"
         files:
-          json: "{{ {'host': inventory_hostname} | to_nice_json }}"
+          json: "{{ report | default({'host': inventory_hostname}) | to_nice_json }}"
           md: "# Report on {{ inventory_hostname }}"
+        summarize: "{{ summarize | default(false) }}"
       register: written
     - name: Show the result
       ansible.builtin.debug:
@@ -87,3 +88,40 @@ def test_a_stem_that_is_not_a_plain_name_fails_naming_stem(tmp_path, stem):
     assert proc.returncode != 0
     assert "stem must be a plain file name other than 'latest'" in proc.stdout
     assert not (tmp_path / "reports").exists()
+
+
+REPORT = {
+    "host": "web1",
+    "app": "workbot",
+    "generated_at": "2026-11-29T05:00:00Z",
+    "verdict": "improved",
+    "outcome": None,
+    "release": {"before": None, "after": "3f9a", "attempted": "3f9a"},
+    "before": {"findings": [{"code": "dev_mode"}], "facts": {}},
+    "after": {"findings": [{"code": "log_errors"}], "facts": {}},
+    "counts": {"before": {"critical": 1, "warning": 0}, "after": {"critical": 0, "warning": 1}},
+}
+
+
+def test_summarize_returns_the_fleet_row_of_the_report(tmp_path):
+    (tmp_path / "vars.json").write_text(json.dumps({"report": REPORT, "summarize": True}))
+    proc = run(tmp_path, "-e", f"@{tmp_path / 'vars.json'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = result(proc)["summary"]
+    assert summary["verdict"] == "improved" and summary["codes"] == ["log_errors"]
+    assert (summary["critical"], summary["warning"]) == (0, 1)
+    assert summary["release"] == {"live": "3f9a", "attempted": "3f9a"}
+    assert summary["report"] == str(tmp_path / "reports" / "web1" / "20261129T050000Z.md")
+
+
+def test_summarize_of_something_else_than_a_report_fails_before_writing(tmp_path):
+    proc = run(tmp_path, "-e", "summarize=true")
+    assert proc.returncode != 0
+    assert "summarize needs files.json to be a report" in proc.stdout
+    assert not (tmp_path / "reports").exists()
+
+
+def test_without_summarize_there_is_no_summary(tmp_path):
+    proc = run(tmp_path)
+    assert proc.returncode == 0
+    assert "summary" not in result(proc)
