@@ -371,13 +371,51 @@ def wrk(url: str, args: argparse.Namespace, *, count: bool = False,
     }
 
 
+def connections_sampler(port: int, after_s: float) -> subprocess.Popen:
+    """Reads the established TCP connections on `port` after `after_s` seconds, in the
+    background (see `connection_split`)."""
+    return subprocess.Popen(
+        ["docker", "exec", CONTAINER, "bash", "-c",
+         f"sleep {after_s}; ss -Htnp state established '( sport = :{port} or dport = :{port} )'"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def connection_split(ss_out: str, port: int, client: str = "wrk") -> list[int]:
+    """How many of `client`'s connections to `port` each server process holds, largest
+    first. Node's cluster hands each new connection to a worker that is free at that
+    moment, so wrk's burst of connections can land unevenly on PM2's workers; a worker
+    with more of them gets more of the load, and B's throughput depends on the split."""
+    server: list[tuple[int, int]] = []  # (peer port, server pid)
+    clients: dict[int, str] = {}  # local port -> client process name
+    for line in ss_out.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        local, peer = fields[2].rsplit(":", 1)[1], fields[3].rsplit(":", 1)[1]
+        name = re.search(r'\(\("([^"]+)"', line)
+        pid = re.search(r"pid=(\d+)", line)
+        if local == str(port) and pid:
+            server.append((int(peer), int(pid.group(1))))
+        elif peer == str(port) and name:
+            clients[int(local)] = name.group(1)
+    counts: dict[int, int] = {}
+    for peer, pid in server:
+        if clients.get(peer) == client:
+            counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values(), reverse=True)
+
+
 def serve_bench(args: argparse.Namespace, paths: dict[str, dict[str, str]]) -> list[dict]:
     samples = []
     for rnd in range(1, args.rounds + 1):
         for route in ROUTES:
             for cfg in CONFIGS:
                 url = f"http://127.0.0.1:{cfg.port}{paths[cfg.key][route]}"
+                sampler = connections_sampler(cfg.port, 2) if cfg.key == "B" else None
                 sample = wrk(url, args)
+                if sampler is not None:
+                    out, _ = sampler.communicate(timeout=60)
+                    sample["split"] = connection_split(out, cfg.port)
                 sample.update({"round": rnd, "config": cfg.key, "route": route})
                 samples.append(sample)
                 log(f"round {rnd}/{args.rounds} {route:<6} {cfg.key:<2} {sample['rps']:>9.1f} "
@@ -495,6 +533,49 @@ def fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def balanced(split: list[int] | None) -> bool | None:
+    """No PM2 worker holds more than 60 % of wrk's connections (None: not measured)."""
+    if not split:
+        return None
+    return max(split) <= 0.6 * sum(split)
+
+
+def balance_lines(doc: dict[str, Any]) -> list[str]:
+    """/api/health round by round, with how wrk's connections fell on B's workers."""
+    rows = [s for s in doc.get("samples", []) if s["route"] == "health"]
+    b = {s["round"]: s for s in rows if s["config"] == "B"}
+    c = {s["round"]: s for s in rows if s["config"] == "C"}
+    if not any("split" in s for s in b.values()):
+        return []
+    lines = ["", "## `/api/health` round by round: B's connections per PM2 worker", "",
+             "| round | B: wrk connections per worker | B req/s | C req/s | C/B | B p99 ms | "
+             "C p99 ms | p99 C/B |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    even_rps, even_p99 = [], []
+    for rnd in sorted(b):
+        sb, sc = b[rnd], c.get(rnd)
+        if sc is None:
+            continue
+        r_rps, r_p99 = ratio(sc["rps"], sb["rps"]), ratio(sc["p99_ms"], sb["p99_ms"])
+        if balanced(sb.get("split")):
+            even_rps.append(r_rps)
+            even_p99.append(r_p99)
+        split = "/".join(map(str, sb.get("split") or [])) or "?"
+        lines.append(f"| {rnd} | {split} | {fmt(sb['rps'])} | {fmt(sc['rps'])} | "
+                     f"{fmt(r_rps, 2)} | {fmt(sb['p99_ms'], 2)} | {fmt(sc['p99_ms'], 2)} | "
+                     f"{fmt(r_p99, 2)} |")
+    lines += ["", "Node's cluster hands each new connection to a worker free at that moment, so "
+              "wrk's 32 connections can fall unevenly on B's workers, and B then serves about "
+              "what one worker does (compare B1). Nginx spreads its requests over its pooled "
+              "connections, so C does not depend on that split."]
+    if even_rps:
+        lines.append(f"Rounds where B's split was even (no worker above 60 %): {len(even_rps)} of "
+                     f"{len(b)}; median C/B there {fmt(statistics.median(even_rps), 2)} req/s, "
+                     f"{fmt(statistics.median(even_p99), 2)} p99.")
+    else:
+        lines.append(f"No round of {len(b)} had an even split on B.")
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     p = doc["parameters"]
     lines = [
@@ -539,6 +620,7 @@ def markdown(doc: dict[str, Any]) -> str:
                      f"{fmt(ratio(s['C']['rps'], s['B1']['rps']), 2)} | "
                      f"{fmt(ratio(s['C']['rps'], s['A']['rps']), 1)} | "
                      f"{fmt(ratio(s['C']['p99_ms'], s['B']['p99_ms']), 2)} |")
+    lines += balance_lines(doc)
     lines += ["", "## Targets (issue #6)", "", "| target | measured | bound | |",
               "|---|---:|---:|---|"]
     for t in doc["targets"]:
