@@ -354,3 +354,117 @@ def in_scope(
     if app_port and any(lst.port == app_port and proc.pid in lst.pids for lst in listeners):
         return "port"
     return None
+
+
+# --- old checkouts ------------------------------------------------------------------------
+
+# An old checkout is a directory a dev process of the app ran in; it then scopes boot
+# hooks and port holders. A directory that holds the system's or many users' files says
+# nothing about the app, and as a scope it would take in every unit without a
+# WorkingDirectory= (their directory is /), every crontab line of a user (their home), or
+# another team's project. These are never checkouts, exactly:
+SHARED_DIRS = frozenset(
+    {
+        "/",
+        "/home",
+        "/root",
+        "/opt",
+        "/srv",
+        "/tmp",
+        "/mnt",
+        "/media",
+        "/snap",
+        "/workspace",
+        "/lost+found",
+        "/usr/local",
+        "/var",
+        "/var/www",
+        "/var/opt",
+        "/var/local",
+        "/var/tmp",
+    }
+)
+# ...and neither is anything inside these trees, which belong to the system.
+SYSTEM_TREES = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/backups",
+    "/var/cache",
+    "/var/lib",
+    "/var/lock",
+    "/var/log",
+    "/var/mail",
+    "/var/run",
+    "/var/spool",
+)
+
+
+def checkout_refusal(
+    path: str, homes: Iterable[str] = (), app_roots: Iterable[str] = ()
+) -> str | None:
+    """Why ``path`` may not be used as an old checkout of the app, or None if it may.
+
+    Refused: a relative path or one with ``..``; ``/``; a home directory (``homes``, the
+    passwd entries' homes, plus ``/root`` and ``/home/<user>``); a shared or system
+    directory (``SHARED_DIRS``, anything under ``SYSTEM_TREES``); a directory that holds
+    one of ``app_roots`` (it is more than the app's checkout). ``/home/bob/shop``,
+    ``/opt/shop`` and ``/srv/shop`` are accepted.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        return "not an absolute path"
+    if ".." in path.split("/"):
+        return "has a '..' component"
+    norm = os.path.normpath(path)
+    if norm.startswith("//"):  # POSIX keeps a leading "//"; it is still "/"
+        norm = "/" + norm.lstrip("/")
+    if norm == "/":
+        return "the root directory"
+    home_dirs = {os.path.normpath(h) for h in homes if isinstance(h, str) and h.startswith("/")}
+    parent = os.path.dirname(norm)
+    if norm in home_dirs or norm == "/root" or parent == "/home":
+        return "a user's home directory"
+    if norm in SHARED_DIRS:
+        return "a directory shared by the system or its users"
+    tree = next((t for t in SYSTEM_TREES if path_under(norm, t)), None)
+    if tree is not None:
+        return f"inside the system directory {tree}"
+    for root in app_roots:
+        if not isinstance(root, str) or not root.startswith("/"):
+            continue
+        root = os.path.normpath(root)
+        if root != norm and path_under(root, norm):
+            return f"holds {root}, so more than the app's checkout"
+    return None
+
+
+def split_checkouts(
+    paths: Iterable[str], homes: Iterable[str] = (), app_roots: Iterable[str] = ()
+) -> dict[str, list]:
+    """``{"checkouts": [...], "refused": [{"path", "reason"}]}``: the candidate old
+    checkouts that may scope the app's hooks and processes (normalized, unique, sorted)
+    and those that may not, with ``checkout_refusal``'s reason."""
+    homes = list(homes)
+    app_roots = list(app_roots)
+    accepted: set[str] = set()
+    refused: dict[str, str] = {}
+    for path in paths:
+        reason = checkout_refusal(path, homes, app_roots)
+        if reason is None:
+            accepted.add(os.path.normpath(path))
+        else:
+            refused[str(path)] = reason
+    return {
+        "checkouts": sorted(accepted),
+        "refused": [{"path": p, "reason": r} for p, r in sorted(refused.items())],
+    }

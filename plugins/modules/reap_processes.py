@@ -10,19 +10,30 @@ module: reap_processes
 short_description: Stop stray processes of an app (dev servers, watchers) within a scope
 version_added: "0.1.0"
 description:
-  - Finds processes whose command line matches one of O(patterns) and that are in scope,
-    sends them O(signal), waits up to O(timeout) seconds and sends C(SIGKILL) to those
-    still running.
-  - A pattern match alone never selects a process. It must be in scope. With
-    O(scope_users), its user must be listed. With O(scope_paths), O(scope_package_name)
-    or O(scope_port), its cwd must be under a scope path, or its cwd's C(package.json)
-    must have that name, or it must listen on that port. When both kinds are given, both
-    must hold.
+  - Finds processes whose command line matches one of O(patterns), that run a dev server
+    or watcher and that are in scope, sends them O(signal), waits up to O(timeout)
+    seconds and sends C(SIGKILL) to those still running.
+  - A pattern match alone never selects a process. The process must run a dev server or
+    watcher, read from its argument tokens as the diagnosis reads them (C(tsx watch),
+    C(next dev), C(nodemon), C(ts-node-dev), C(npm/pnpm/yarn [run] dev), C(node --watch),
+    also behind C(sh -c), C(npx), C(env)); a pattern that only appears in its arguments
+    (C(vim nodemon.json), C(grep -rn "next dev" .)) is not enough. See
+    O(require_dev_tool).
+  - It must also be in scope. With O(scope_users), its user must be listed. With
+    O(scope_paths), O(scope_package_name) or O(scope_port), its cwd must be under a scope
+    path, or its cwd's C(package.json) must have that name (for the users in
+    O(scope_package_users) when given), or it must listen on that port. When both kinds
+    are given, both must hold.
   - Never touched, whatever matches, PID 1, this module's own process and its
     ancestors (the shell, sudo, sshd that run it) and a PM2 daemon. They are reported as
     left alone with the reason.
-  - A pid reused by a new process during the wait is not signalled again (start times
-    are compared).
+  - Before every signal (the first one and C(SIGKILL)) the pid's current start time is
+    compared with the one read when the processes were listed. A pid that is gone, or that
+    now belongs to another process (the pid was reused), is not signalled; before the
+    first signal it is reported with C(how=exited). Where the kernel has pidfds (Linux
+    5.3+), each process is also pinned by one before that check and signalled through it,
+    so its pid cannot change hands between the check and the signal; elsewhere only the
+    start-time check guards.
 author:
   - hardenkit developers
 extends_documentation_fragment:
@@ -55,6 +66,14 @@ options:
   scope_package_name:
     description: Processes whose cwd's C(package.json) has this C(name) are in scope.
     type: str
+  scope_package_users:
+    description:
+      - Only these users' processes are in scope by O(scope_package_name) (any user's
+        when not given). Any user can name a C(package.json) like the app (C(web),
+        C(app)); list the app's user, C(root) and the owners of its checkouts.
+      - Does not narrow the O(scope_paths) and O(scope_port) scopes (O(scope_users) does).
+    type: list
+    elements: str
   scope_port:
     description: A process listening on this TCP port is in scope.
     type: int
@@ -73,6 +92,14 @@ options:
       they are reported as failures.
     type: bool
     default: true
+  require_dev_tool:
+    description: A process must run a dev server or watcher (see above). False admits,
+      instead, any process of the Node.js family (C(node), C(npm), C(next-server)...,
+      by its first argument), for freeing the app port from the app's own server whose
+      exact command line is the pattern. A command that only mentions one is never
+      selected.
+    type: bool
+    default: true
 seealso:
   - module: hardenkit.nodeapp.diagnose
 """
@@ -89,6 +116,7 @@ EXAMPLES = r"""
       - /srv/workbot
       - /workspace/projects
     scope_package_name: workbot
+    scope_package_users: [workbot, root]
     scope_port: 5000
     timeout: 15
   become: true
@@ -120,12 +148,21 @@ stopped:
     cmdline:
       description: Its command line, secrets masked.
       type: str
+    start_time:
+      description: When it started (epoch seconds), as read when the processes were listed.
+      type: float
+    tool:
+      description: The dev server or watcher it runs (C(tsx watch), C(pnpm dev)...);
+        absent for a Node.js process selected with O(require_dev_tool=false).
+      type: str
     how:
       description: C(SIGTERM)/C(SIGINT)/C(SIGHUP) (exited after it), C(SIGKILL), C(exited)
-        (gone before being signalled) or C(check_mode).
+        (gone, or its pid reused by another process, before being signalled, so nothing
+        was sent) or C(check_mode).
       type: str
   sample:
-    - {pid: 944, user: root, cwd: /workspace/projects, how: SIGTERM,
+    - {pid: 944, user: root, cwd: /workspace/projects, how: SIGTERM, tool: tsx watch,
+       start_time: 1770596040.0,
        cmdline: "node /workspace/projects/node_modules/.bin/../tsx/dist/cli.mjs watch server.ts"}
 left_alone:
   description:
@@ -171,10 +208,12 @@ ARGUMENT_SPEC = {
     "scope_users": {"type": "list", "elements": "str"},
     "scope_paths": {"type": "list", "elements": "path"},
     "scope_package_name": {"type": "str"},
+    "scope_package_users": {"type": "list", "elements": "str"},
     "scope_port": {"type": "int"},
     "signal": {"type": "str", "choices": ["SIGTERM", "SIGINT", "SIGHUP"], "default": "SIGTERM"},
     "timeout": {"type": "int", "default": 10},
     "kill_after_timeout": {"type": "bool", "default": True},
+    "require_dev_tool": {"type": "bool", "default": True},
 }
 REQUIRED_ONE_OF = [["scope_users", "scope_paths", "scope_package_name", "scope_port"]]
 
@@ -220,6 +259,8 @@ def main() -> None:
             port=p["scope_port"],
             listeners=listeners,
             self_pid=os.getpid(),
+            package_users=p["scope_package_users"],
+            require_dev_tool=p["require_dev_tool"],
         )
         if module.check_mode:
             stopped = [{**t, "how": "check_mode"} for t in targets]

@@ -267,7 +267,7 @@ PLAYBOOK = """\
 
     - name: Find the stray sleep in check mode
       hardenkit.nodeapp.reap_processes: &reap
-        patterns: ['^sleep 3217$']
+        patterns: ['^nodemon 3217$']
         scope_paths: [/srv/pkgtest]
         timeout: 5
       check_mode: true
@@ -365,15 +365,17 @@ def test_modules_roles_and_playbooks_run_from_the_installed_copy(container, inst
     # copies of a harmless "dev server": one in the app's directory (in scope, to be
     # stopped) and one elsewhere (same command line, to be left alone).
     ok(run(["docker", "exec", container, "sh", "-euc", NEXT_BUILDS]))
+    # (named nodemon: only a dev tool by its first token is ever a target).
     for cwd in ("/srv/pkgtest", "/tmp"):
-        ok(run(["docker", "exec", "-d", "-w", cwd, container, "sleep", "3217"]))
+        ok(run(["docker", "exec", "-d", "-w", cwd, container,
+                "bash", "-c", "exec -a nodemon sleep 3217"]))
 
     played = run([BIN / "ansible-playbook", "-i", work / "hosts.yml", work / "site.yml"],
                  env=installed["env"], cwd=work, timeout=300)
     ok(played)
     assert "Mitogen for Ansible is not available" not in played.stdout + played.stderr
     results = json.loads((work / "results.json").read_text())
-    sleeps_left = run(["docker", "exec", container, "pgrep", "-f", "-x", "sleep 3217"])
+    sleeps_left = run(["docker", "exec", container, "pgrep", "-f", "-x", "nodemon 3217"])
 
     diagnosis = results["diagnosis"]
     assert diagnosis["changed"] is False

@@ -231,8 +231,11 @@ def test_reap_module_names_bad_pattern(tmp_path):
 
 def test_reap_module_check_mode_stops_nothing(tmp_path):
     marker = f"hk-reap-check-{os.getpid()}"
+    # A dev tool by its first token (M5: a mention alone is never a target).
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time, sys; time.sleep(60)", marker], cwd=tmp_path
+        ["nodemon", "-c", "import time, sys; time.sleep(60)", marker],
+        executable=sys.executable,
+        cwd=tmp_path,
     )
     try:
         rc, out = run_module(

@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import (
     Listener,
@@ -23,6 +25,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.reap import (
     terminate,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 TSX = "node /workspace/projects/node_modules/.bin/../tsx/dist/cli.mjs watch server.ts"
 PATTERNS = compile_patterns([r"\btsx(/dist/cli\.m?js)? watch\b", r"\bnext(/dist/bin/next)? dev\b"])
 
@@ -132,9 +135,9 @@ def test_ancestors():
 
 
 def test_secrets_masked_in_reported_cmdline():
-    procs = {50: p(50, 1, "node x.js tsx watch --token abc123")}
+    procs = {50: p(50, 1, "node /x/node_modules/tsx/dist/cli.mjs watch --token abc123")}
     targets, _ = select_targets(procs, PATTERNS, scope_users=["root"], self_pid=97)
-    assert targets[0]["cmdline"] == "node x.js tsx watch --token ***"
+    assert targets[0]["cmdline"] == "node /x/node_modules/tsx/dist/cli.mjs watch --token ***"
 
 
 # --- the kill sequence, with a fake clock and killer ----------------------------------------
@@ -150,6 +153,7 @@ class FakeHost:
         self.dies_at: dict[int, float] = {}
         self.sent: list[tuple[float, int, str]] = []
         self.gone = {pid for pid, b in behaviour.items() if b == "gone"}
+        self.reused: dict[int, float] = {}
 
     def clock(self):
         return self.now
@@ -168,7 +172,31 @@ class FakeHost:
             self.dies_at[pid] = min(self.dies_at.get(pid, float("inf")), self.now + delay)
 
     def alive(self, pid):
-        return pid not in self.gone and self.now < self.dies_at.get(pid, float("inf"))
+        """The scanned process still runs (after ``reused[pid]`` s it has exited and its
+        pid belongs to a newer process)."""
+        return (
+            pid not in self.gone
+            and self.now < self.dies_at.get(pid, float("inf"))
+            and self.now < self.reused.get(pid, float("inf"))
+        )
+
+    def start_of(self, pid):
+        """The scanned start time (1.0) while that process lives, the newcomer's (2.0)
+        once the pid is reused, None when nothing runs there."""
+        if self.now >= self.reused.get(pid, float("inf")):
+            return 2.0
+        return 1.0 if self.alive(pid) else None
+
+    def run(self, pids, **kwargs):
+        return terminate(
+            targets(*pids),
+            kill=self.kill,
+            alive=self.alive,
+            sleep=self.sleep,
+            clock=self.clock,
+            start_of=self.start_of,
+            **kwargs,
+        )
 
 
 def targets(*pids):
@@ -186,15 +214,7 @@ def test_sigterm_then_sigkill_survivors():
             12: {signal.SIGKILL: 0.0},  # ignores SIGTERM
         }
     )
-    stopped, failed = terminate(
-        targets(10, 11, 12),
-        timeout=5,
-        kill=host.kill,
-        alive=host.alive,
-        sleep=host.sleep,
-        clock=host.clock,
-        poll=0.25,
-    )
+    stopped, failed = host.run([10, 11, 12], timeout=5, poll=0.25)
     assert failed == []
     assert [(s["pid"], s["how"]) for s in stopped] == [
         (10, "SIGTERM"),
@@ -208,16 +228,7 @@ def test_sigterm_then_sigkill_survivors():
 
 def test_first_signal_choice_and_no_escalation():
     host = FakeHost({20: {signal.SIGINT: 1.0}, 21: {}})
-    stopped, failed = terminate(
-        targets(20, 21),
-        timeout=2,
-        first_signal=signal.SIGINT,
-        escalate=False,
-        kill=host.kill,
-        alive=host.alive,
-        sleep=host.sleep,
-        clock=host.clock,
-    )
+    stopped, failed = host.run([20, 21], timeout=2, first_signal=signal.SIGINT, escalate=False)
     assert [(s["pid"], s["how"]) for s in stopped] == [(20, "SIGINT")]
     assert [(f["pid"], f["error"]) for f in failed] == [(21, "still running after SIGINT")]
     assert all(s[2] == "SIGINT" for s in host.sent)
@@ -225,29 +236,14 @@ def test_first_signal_choice_and_no_escalation():
 
 def test_already_gone_and_permission_denied():
     host = FakeHost({30: "gone", 31: "protected"})
-    stopped, failed = terminate(
-        targets(30, 31),
-        timeout=1,
-        kill=host.kill,
-        alive=host.alive,
-        sleep=host.sleep,
-        clock=host.clock,
-    )
+    stopped, failed = host.run([30, 31], timeout=1)
     assert [(s["pid"], s["how"]) for s in stopped] == [(30, "exited")]
     assert [(f["pid"], f["error"]) for f in failed] == [(31, "permission denied sending SIGTERM")]
 
 
 def test_unkillable_is_reported():
     host = FakeHost({40: {}})  # D state: not even SIGKILL ends it in time
-    stopped, failed = terminate(
-        targets(40),
-        timeout=1,
-        kill=host.kill,
-        alive=host.alive,
-        sleep=host.sleep,
-        clock=host.clock,
-        kill_wait=2,
-    )
+    stopped, failed = host.run([40], timeout=1, kill_wait=2)
     assert stopped == []
     assert failed[0]["error"] == "still running after SIGKILL"
     assert host.now >= 3
@@ -255,24 +251,24 @@ def test_unkillable_is_reported():
 
 def test_zero_timeout_goes_straight_to_sigkill():
     host = FakeHost({50: {signal.SIGKILL: 0.0}})
-    stopped, _ = terminate(
-        targets(50), timeout=0, kill=host.kill, alive=host.alive, sleep=host.sleep, clock=host.clock
-    )
+    stopped, _ = host.run([50], timeout=0)
     assert stopped[0]["how"] == "SIGKILL"
 
 
 # --- real processes -------------------------------------------------------------------------
 
 
+def dev_child(code: str, **kwargs) -> subprocess.Popen:
+    """A Python child whose argv[0] is ``nodemon``: a dev watcher by its tokens, as the
+    selection requires, without Node.js on the test host."""
+    return subprocess.Popen(["nodemon", "-c", code], executable=sys.executable, **kwargs)
+
+
 def test_real_children_are_stopped():
-    obedient = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    stubborn = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('ready', flush=True); time.sleep(60)",
-        ],
+    obedient = dev_child("import time; time.sleep(60)")
+    stubborn = dev_child(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)",
         stdout=subprocess.PIPE,
     )
     assert stubborn.stdout.readline() == b"ready\n"
@@ -299,3 +295,269 @@ def test_real_children_are_stopped():
         for child in (obedient, stubborn):
             child.kill()
             child.wait()
+
+
+# --- M4: the pid must still hold the scanned process before every signal ------------------
+
+
+def test_m4_reused_pid_is_reported_exited_and_not_signalled():
+    host = FakeHost({60: {signal.SIGTERM: 0.0}, 61: {signal.SIGTERM: 0.0}})
+    host.reused[60] = 0.0  # recycled between the scan and the first signal
+    stopped, failed = host.run([60, 61], timeout=1)
+    assert failed == []
+    assert [(s["pid"], s["how"]) for s in stopped] == [(60, "exited"), (61, "SIGTERM")]
+    assert [pid for _, pid, _ in host.sent] == [61]
+
+
+def test_m4_vanished_pid_is_not_signalled():
+    host = FakeHost({62: {signal.SIGTERM: 0.0}})
+    host.start_of = lambda pid: None  # gone (or a zombie) since the scan
+    stopped, failed = host.run([62], timeout=1)
+    assert (failed, host.sent) == ([], [])
+    assert [(s["pid"], s["how"]) for s in stopped] == [(62, "exited")]
+
+
+def test_m4_pid_reused_during_the_wait_gets_no_sigkill():
+    host = FakeHost({63: {}})  # ignores SIGTERM
+    host.reused[63] = 0.5  # it exits, a newcomer gets its pid before the timeout
+    stopped, failed = host.run([63], timeout=2, poll=0.25)
+    assert failed == []
+    assert [(s["pid"], s["how"]) for s in stopped] == [(63, "SIGTERM")]
+    assert host.sent == [(0.0, 63, "SIGTERM")]
+
+
+def test_m4_start_time_is_checked_again_right_before_sigkill():
+    # A liveness check that lags (it still sees the pid) must not lead to a SIGKILL of the
+    # newcomer: the check before the signal itself catches the reuse.
+    host = FakeHost({68: {}})
+    host.reused[68] = 1.0
+    _, failed = terminate(
+        targets(68), timeout=1, kill=host.kill, alive=lambda pid: True, sleep=host.sleep,
+        clock=host.clock, start_of=host.start_of, kill_wait=0.5,
+    )  # fmt: skip
+    assert host.sent == [(0.0, 68, "SIGTERM")]
+    assert failed[0]["error"] == "still running after SIGTERM"
+
+
+def test_m4_target_without_scanned_start_time_is_not_signalled():
+    host = FakeHost({64: {signal.SIGTERM: 0.0}})
+    entry = {**targets(64)[0], "start_time": None}
+    stopped, failed = terminate(
+        [entry], timeout=1, kill=host.kill, sleep=host.sleep, clock=host.clock,
+        start_of=host.start_of,
+    )  # fmt: skip
+    assert (stopped, host.sent) == ([], [])
+    assert failed[0]["error"].startswith("no start time from the scan")
+
+
+class FakePidfds:
+    """pidfd_open / pidfd_send_signal / close over a FakeHost, logging the order of calls."""
+
+    def __init__(self, host, fail=None):
+        self.host = host
+        self.fail = fail
+        self.log: list[tuple[str, int]] = []
+        self.open_fds: dict[int, int] = {}
+
+    def pidfd_open(self, pid):
+        if self.fail:
+            raise self.fail
+        fd = 1000 + pid
+        self.open_fds[fd] = pid
+        self.log.append(("open", pid))
+        return fd
+
+    def pidfd_send(self, fd, sig):
+        self.log.append(("send", self.open_fds[fd]))
+        self.host.kill(self.open_fds[fd], sig)
+
+    def close(self, fd):
+        self.log.append(("close", self.open_fds.pop(fd)))
+
+    def start_of(self, pid):
+        self.log.append(("check", pid))
+        return self.host.start_of(pid)
+
+    def kill(self, pid, sig):
+        self.log.append(("kill", pid))
+        self.host.kill(pid, sig)
+
+
+def run_pinned(host, fds, pids, **kwargs):
+    return terminate(
+        targets(*pids),
+        kill=fds.kill,
+        alive=host.alive,
+        sleep=host.sleep,
+        clock=host.clock,
+        start_of=fds.start_of,
+        pidfd_open=fds.pidfd_open,
+        pidfd_send=fds.pidfd_send,
+        close_fd=fds.close,
+        **kwargs,
+    )
+
+
+def test_m4_pidfd_is_opened_before_the_check_and_used_for_every_signal():
+    host = FakeHost({65: {signal.SIGKILL: 0.0}})  # ignores SIGTERM
+    fds = FakePidfds(host)
+    stopped, failed = run_pinned(host, fds, [65], timeout=1)
+    assert failed == []
+    assert [(s["pid"], s["how"]) for s in stopped] == [(65, "SIGKILL")]
+    assert fds.log[:3] == [("open", 65), ("check", 65), ("send", 65)]
+    # a check right before SIGKILL too, then the signal through the pidfd, never kill(pid)
+    sends = [i for i, c in enumerate(fds.log) if c[0] == "send"]
+    assert len(sends) == 2 and fds.log[sends[1] - 1] == ("check", 65)
+    assert ("kill", 65) not in fds.log
+    assert fds.log[-1] == ("close", 65) and fds.open_fds == {}
+
+
+def test_m4_without_pidfds_falls_back_to_the_start_time_check():
+    host = FakeHost({66: {signal.SIGTERM: 0.0}, 67: {signal.SIGTERM: 0.0}})
+    host.reused[67] = 0.0
+    fds = FakePidfds(host, fail=OSError(38, "Function not implemented"))  # ENOSYS
+    stopped, failed = run_pinned(host, fds, [66, 67], timeout=1)
+    assert failed == []
+    assert [(s["pid"], s["how"]) for s in stopped] == [(66, "SIGTERM"), (67, "exited")]
+    assert ("kill", 66) in fds.log and ("kill", 67) not in fds.log
+
+
+def test_m4_real_process_with_another_start_time_is_left_running():
+    """The audit's reproduction: a live process whose start time is not the scanned one."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        proc = collect_processes()[child.pid]
+        entry = {"pid": child.pid, "start_time": proc.start_time - 3600}
+        stopped, failed = terminate([entry], timeout=1, poll=0.05)
+        assert failed == []
+        assert [(s["pid"], s["how"]) for s in stopped] == [(child.pid, "exited")]
+        time.sleep(0.2)
+        assert child.poll() is None  # never signalled
+    finally:
+        child.kill()
+        child.wait()
+
+
+# --- M5: a target runs a dev server by its tokens, not by a mention ------------------------
+
+
+DEFAULT_PATTERNS = compile_patterns(
+    yaml.safe_load((ROOT / "roles/dev_cleanup/defaults/main.yml").read_text())[
+        "dev_cleanup_patterns"
+    ]
+)
+OLD = "/opt/old-checkout"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["vim", "nodemon.json"],
+        ["grep", "-rn", "next dev", "."],
+        ["less", "npm run dev.log"],
+        ["git", "commit", "-m", "fix pnpm dev"],
+        ["sh", "-c", "grep -rn 'tsx watch' ."],
+        ["tail", "-f", "/var/log/nodemon.log"],
+    ],
+)
+def test_m5_a_mention_of_a_dev_tool_is_never_a_target(argv):
+    procs = {700: p(700, 1, argv, cwd=OLD)}
+    for require in (True, False):
+        found, skipped = select_targets(
+            procs, DEFAULT_PATTERNS, scope_paths=[OLD], self_pid=97, require_dev_tool=require
+        )
+        assert found == []
+        assert skipped[0]["reason"].startswith("not a")
+
+
+@pytest.mark.parametrize(
+    ("argv", "tool"),
+    [
+        (TSX.split(), "tsx watch"),
+        (["node", f"{OLD}/node_modules/.bin/next", "dev"], "next dev"),
+        (["sh", "-c", "pnpm dev"], "pnpm dev"),
+        (["npm", "run", "dev"], "npm run dev"),
+        (["node", "/usr/lib/node_modules/nodemon/bin/nodemon.js", "server.js"], "nodemon"),
+        (["node", "--watch", "server.js"], "node --watch"),
+    ],
+)
+def test_m5_dev_servers_are_still_targets(argv, tool):
+    procs = {701: p(701, 1, argv, cwd=OLD)}
+    found, _ = select_targets(procs, DEFAULT_PATTERNS, scope_paths=[OLD], self_pid=97)
+    assert [(t["pid"], t["tool"]) for t in found] == [(701, tool)]
+
+
+def test_m5_patterns_still_narrow():
+    procs = {702: p(702, 1, ["npm", "run", "dev"], cwd=OLD), 703: p(703, 1, TSX, cwd=OLD)}
+    found, skipped = select_targets(
+        procs, compile_patterns([r"\btsx\b"]), scope_paths=[OLD], self_pid=97
+    )
+    assert [t["pid"] for t in found] == [703]
+    assert skipped == []  # npm run dev matched no pattern: not even a candidate
+
+
+def test_m5_port_takeover_admits_the_apps_node_server_only():
+    procs = {
+        704: p(704, 1, ["node", "dist/server.js"], cwd=OLD),
+        705: p(705, 1, ["python3", "-m", "http.server", "node dist/server.js"], cwd=OLD),
+    }
+    pats = compile_patterns([r"node dist/server\.js"])
+    found, skipped = select_targets(procs, pats, scope_paths=[OLD], self_pid=97)
+    assert found == [] and len(skipped) == 2  # by default only dev servers
+    found, skipped = select_targets(
+        procs, pats, scope_paths=[OLD], self_pid=97, require_dev_tool=False
+    )
+    assert [t["pid"] for t in found] == [704]
+    assert [(s["pid"], s["reason"]) for s in skipped] == [(705, "not a Node.js process")]
+
+
+# --- L12: the package-name scope counts for the app's users only ---------------------------
+
+
+SHOP = {"/home/bob/shop": "workbot", "/root/wb": "workbot"}.get
+
+
+@pytest.mark.parametrize(
+    ("user", "cwd", "package_users", "target"),
+    [
+        ("bob", "/home/bob/shop", ["workbot", "root"], False),  # another user's "workbot"
+        ("root", "/home/bob/shop", ["workbot", "root"], True),
+        ("workbot", "/home/bob/shop", ["workbot", "root"], True),
+        ("root", "/root/wb", ["workbot", "root", "deploy"], True),
+        ("bob", "/home/bob/shop", ["workbot", "root", "bob"], True),  # bob owns a checkout
+        ("bob", "/home/bob/shop", None, True),  # not limited: the module's old behaviour
+    ],
+)
+def test_l12_package_scope_limited_to_package_users(user, cwd, package_users, target):
+    procs = {800: p(800, 1, ["node", f"{cwd}/node_modules/.bin/next", "dev"], user=user, cwd=cwd)}
+    found, skipped = select_targets(
+        procs,
+        DEFAULT_PATTERNS,
+        package_name="workbot",
+        package_users=package_users,
+        self_pid=97,
+        read_package=SHOP,
+    )
+    assert bool(found) is target
+    if not target:
+        assert skipped[0]["reason"].endswith(f"package scope not for user {user}")
+
+
+def test_l12_package_users_do_not_narrow_the_cwd_and_port_scopes():
+    listeners = [Listener("tcp", "0.0.0.0", 5000, 41211, 0, [802])]
+    procs = {
+        801: p(801, 1, TSX, user="dev", cwd="/workspace/projects"),
+        802: p(802, 1, ["next", "dev"], user="alice", cwd="/home/alice/x"),
+    }
+    found, _ = select_targets(
+        procs,
+        DEFAULT_PATTERNS,
+        scope_paths=["/workspace/projects"],
+        package_name="workbot",
+        port=5000,
+        listeners=listeners,
+        package_users=["workbot", "root"],
+        self_pid=97,
+        read_package=SHOP,
+    )
+    assert [(t["pid"], t["scope"]) for t in found] == [(801, "cwd"), (802, "port")]
