@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
+import json
 import sys
 import threading
 import time
@@ -17,8 +18,12 @@ wd = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = wd  # dataclasses look their module up
 _spec.loader.exec_module(wd)
 
-CFG = {"failures_before_action": 3, "max_actions": 3, "action_window": 3600,
-       "health_path": "/api/health"}
+CFG = {
+    "failures_before_action": 3,
+    "max_actions": 3,
+    "action_window": 3600,
+    "health_path": "/api/health",
+}
 OK = wd.Probe(True, "200 in 3 ms")
 DOWN = wd.Probe(False, "no answer within 5 s")
 
@@ -76,10 +81,10 @@ def test_window_expiry_allows_actions_again():
     assert actions == ["restart", None, None]
 
 
-def test_only_the_nginx_path_failing_restarts_nginx():
+def test_l3_only_the_nginx_path_failing_reloads_nginx():
     state = {}
     actions = [run(state, OK, DOWN, now=1000 + i)[0] for i in range(3)]
-    assert actions == [None, None, "restart-nginx"]
+    assert actions == [None, None, "reload-nginx"]
 
 
 def test_a_change_of_failure_kind_starts_counting_again():
@@ -127,3 +132,133 @@ def test_probe_connection_refused():
     down = wd.probe("http://127.0.0.1:9/", 200, 1)
     assert not down.ok
     assert "refused" in down.detail.lower()
+
+
+# --- L3: the Nginx action is a reload, never a restart of a running Nginx -----------------
+
+
+@pytest.fixture
+def fake_systemctl(tmp_path, monkeypatch):
+    """A ``systemctl`` on PATH that records its arguments, one call per line."""
+    calls = tmp_path / "calls"
+    exe = tmp_path / "bin" / "systemctl"
+    exe.parent.mkdir()
+    exe.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{exe.parent}:/usr/bin:/bin")
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        ("reload", "reload pm2-workbot"),
+        ("restart", "restart pm2-workbot"),
+        ("reload-nginx", "reload-or-restart nginx"),
+    ],
+)
+def test_l3_actions_call_systemctl(fake_systemctl, action, expected):
+    assert wd.act(action, {"pm2_service": "pm2-workbot"}) == (0, "")
+    assert fake_systemctl.read_text().splitlines() == [expected]
+
+
+# --- M7: the webhook ------------------------------------------------------------------------
+
+TOKEN = "s3cr3t-webhook-token"
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Records each request (method, path, headers); answers ``server.answer``."""
+
+    def _record(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.seen.append(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+        )
+        status, location = self.server.answer
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _record
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recorder():
+    """Start recording servers on 127.0.0.1: ``start(status, location)``."""
+    servers = []
+
+    def start(status=200, location=None):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+        srv.seen, srv.answer = [], (status, location)
+        srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def webhook_cfg(url, **more):
+    return {
+        "webhook_url": url,
+        "webhook_headers": {"X-Webhook-Token": TOKEN},
+        "webhook_timeout": 2,
+        "webhook_allow_http": True,
+        **more,
+    }
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_m7_alert_never_follows_a_redirect(recorder, capsys, status):
+    elsewhere = recorder()
+    hook = recorder(status, f"{elsewhere.url}/collect")
+    wd.alert(webhook_cfg(f"{hook.url}/hook"), {"event": "reload"})
+    # the webhook got the POST with its token; the host it redirects to got nothing
+    assert [(r["method"], r["path"]) for r in hook.seen] == [("POST", "/hook")]
+    assert hook.seen[0]["headers"]["X-Webhook-Token"] == TOKEN
+    assert elsewhere.seen == []
+    out = capsys.readouterr().out
+    assert f"alert not sent: the webhook answered {status}, a redirect (not followed)" in out
+    assert TOKEN not in out and "/hook" not in out
+
+
+def test_m7_alert_sent(recorder, capsys):
+    hook = recorder(204)
+    wd.alert(webhook_cfg(f"{hook.url}/hook"), {"event": "reload", "app": "workbot"})
+    (req,) = hook.seen
+    assert req["method"] == "POST" and req["headers"]["X-Webhook-Token"] == TOKEN
+    assert json.loads(req["body"]) == {"event": "reload", "app": "workbot"}
+    assert "alert sent (204)" in capsys.readouterr().out
+
+
+def test_m7_alert_refuses_plain_http_unless_allowed(recorder, capsys):
+    hook = recorder(200)
+    wd.alert(webhook_cfg(f"{hook.url}/hook", webhook_allow_http=False), {"event": "reload"})
+    assert hook.seen == []
+    out = capsys.readouterr().out
+    assert "alert not sent: the webhook URL is not https" in out
+    assert TOKEN not in out and hook.url not in out
+
+
+def test_m7_alert_failures_never_log_the_url_or_token(recorder, capsys):
+    hook = recorder(500)
+    wd.alert(webhook_cfg(f"{hook.url}/T0/B0/{TOKEN}"), {"event": "reload"})
+    # a header value with a newline: http.client refuses it, quoting the value
+    wd.alert(
+        webhook_cfg(f"{hook.url}/hook", webhook_headers={"X-Webhook-Token": f"{TOKEN}\nX: y"}),
+        {"event": "reload"},
+    )
+    out = capsys.readouterr().out
+    assert "alert not sent: the webhook answered 500" in out
+    assert "alert not sent: ValueError" in out
+    assert TOKEN not in out

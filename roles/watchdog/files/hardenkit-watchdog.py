@@ -11,7 +11,11 @@ Each run probes the health path directly on the app's port and through Nginx. Af
 
 * the app fails directly: ``systemctl reload <pm2 unit>`` (PM2's graceful startOrReload)
   first; if the app still fails ``failures_before_action`` runs later, ``systemctl restart``;
-* only the path through Nginx fails: ``systemctl restart nginx`` (after ``nginx -t``).
+* only the path through Nginx fails: ``systemctl reload-or-restart nginx``: a graceful
+  reload of a running Nginx (its master checks the new configuration and keeps the old one
+  if that fails; no connection drops), a start of a stopped one (whose unit runs ``nginx -t``
+  first). Never a restart of a running Nginx: an app can answer differently through Nginx
+  than directly, and that must not drop every site's connections.
 
 Within ``deploy_grace`` seconds of a release switch (the ``current`` link's mtime) it
 does not probe: the deploy's own checks decide and roll back.
@@ -19,7 +23,9 @@ does not probe: the deploy's own checks decide and roll back.
 Never more than ``max_actions`` actions within ``action_window`` seconds: past that the
 watchdog logs that it holds off and alerts once. Every probe failure, action and
 recovery is logged to the journal with its reason (syslog level prefixes), and optionally
-POSTed as JSON to a webhook (an action twice: when it starts and with its result).
+POSTed as JSON to a webhook (an action twice: when it starts and with its result). The
+webhook must be https unless ``webhook_allow_http`` is set, and a redirect from it is a
+failed alert: it is never followed (urllib would send the token to the new URL).
 A PM2 unit stopped on purpose (inactive, not failed) is
 left alone. Standard library only; state lives in one JSON file.
 """
@@ -51,18 +57,24 @@ class Probe:
     detail: str
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: the 3xx reaches the caller as an HTTPError.
+
+    urllib's own handler would send the request's custom headers (a webhook token) on to
+    whatever host the Location names, as a GET.
+    """
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def probe(url: str, expect_status: int, timeout: float, host_header: str = "") -> Probe:
     """GET ``url`` without following redirects; ok when the status is ``expect_status``."""
-
-    class _NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
     ctx = ssl.create_default_context()
     ctx.check_hostname = False  # a local probe of our own Nginx, by address
     ctx.verify_mode = ssl.CERT_NONE
     opener = urllib.request.build_opener(
-        _NoRedirect, urllib.request.HTTPSHandler(context=ctx), urllib.request.ProxyHandler({})
+        NoRedirect, urllib.request.HTTPSHandler(context=ctx), urllib.request.ProxyHandler({})
     )
     req = urllib.request.Request(url, headers={"User-Agent": "hardenkit-watchdog"})
     if host_header:
@@ -94,7 +106,7 @@ def decide(
     """Update ``state`` for one run; return (action or None, reason, log lines).
 
     Pure: no I/O, so the policy is unit-tested. Actions are ``reload``, ``restart``
-    (the PM2 unit) and ``restart-nginx``; ``hold`` means one was due but the bound of
+    (the PM2 unit) and ``reload-nginx``; ``hold`` means one was due but the bound of
     actions per window was reached; ``recovered`` that the app is healthy again after
     failures (an event to report, nothing to do).
     """
@@ -106,9 +118,12 @@ def decide(
     if direct.ok and (upstream is None or upstream.ok):
         if state.get("failures", 0) or state.get("episode_actions", 0):
             logs.append(
-                (NOTICE, f"healthy again after {state.get('failures', 0)} failed probe(s) "
-                 f"and {state.get('episode_actions', 0)} action(s): direct {direct.detail}"
-                 + (f", via nginx {upstream.detail}" if upstream else ""))
+                (
+                    NOTICE,
+                    f"healthy again after {state.get('failures', 0)} failed probe(s) "
+                    f"and {state.get('episode_actions', 0)} action(s): direct {direct.detail}"
+                    + (f", via nginx {upstream.detail}" if upstream else ""),
+                )
             )
             action_taken = "recovered"
         else:
@@ -132,12 +147,15 @@ def decide(
     if kind == "app":
         action = "reload" if state.get("episode_actions", 0) == 0 else "restart"
     else:
-        action = "restart-nginx"
+        action = "reload-nginx"
     if len(state["actions"]) >= int(cfg["max_actions"]):
         if not state.get("held"):
             logs.append(
-                (ERR, f"would {action}, but {len(state['actions'])} action(s) in the last "
-                 f"{window:g} s already (max {cfg['max_actions']}): holding off; {reason}")
+                (
+                    ERR,
+                    f"would {action}, but {len(state['actions'])} action(s) in the last "
+                    f"{window:g} s already (max {cfg['max_actions']}): holding off; {reason}",
+                )
             )
             state["held"] = True
             return "hold", reason, logs
@@ -156,18 +174,41 @@ def systemctl(*args: str) -> tuple[int, str]:
 
 
 def alert(cfg: dict[str, Any], event: dict[str, Any]) -> None:
-    """POST the event as JSON to the webhook, if one is configured; never raises."""
+    """POST the event as JSON to the webhook, if one is configured; never raises.
+
+    Only over https (plain http when ``webhook_allow_http``), and never through a redirect:
+    a 3xx is a failed alert. The log names neither the URL (a Slack-style webhook carries
+    its credential in it) nor the headers.
+    """
     url = cfg.get("webhook_url") or ""
     if not url:
         return
+    scheme = url.split(":", 1)[0].lower()
+    if scheme != "https" and not (scheme == "http" and cfg.get("webhook_allow_http")):
+        log(WARNING, "alert not sent: the webhook URL is not https (webhook_allow_http is off)")
+        return
     body = json.dumps(event).encode()
     headers = {"Content-Type": "application/json", **(cfg.get("webhook_headers") or {})}
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    opener = urllib.request.build_opener(NoRedirect)
     try:
-        with urllib.request.urlopen(req, timeout=float(cfg.get("webhook_timeout", 5))) as resp:
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        with opener.open(req, timeout=float(cfg.get("webhook_timeout", 5))) as resp:
             log(INFO, f"alert sent ({resp.status})")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        log(WARNING, f"alert not sent: {exc}")
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        what = ", a redirect (not followed)" if 300 <= exc.code < 400 else ""
+        log(WARNING, f"alert not sent: the webhook answered {exc.code}{what}")
+    except TimeoutError:
+        log(WARNING, "alert not sent: no answer from the webhook in time")
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        detail = reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}"
+        log(WARNING, f"alert not sent: {detail}")
+    except OSError as exc:
+        log(WARNING, f"alert not sent: {type(exc).__name__}: {exc}")
+    except ValueError as exc:
+        # http.client's message quotes the bad URL or header value, which may be the secret.
+        log(WARNING, f"alert not sent: {type(exc).__name__} (a malformed URL or header)")
 
 
 def log(level: str, message: str) -> None:
@@ -197,10 +238,9 @@ def act(action: str, cfg: dict[str, Any]) -> tuple[int, str]:
         return systemctl("reload", unit)
     if action == "restart":
         return systemctl("restart", unit)
-    check = subprocess.run(["nginx", "-t"], capture_output=True, text=True, check=False)
-    if check.returncode != 0:
-        return check.returncode, "nginx -t failed, not restarting: " + check.stderr.strip()
-    return systemctl("restart", "nginx")
+    # Nginx only: reloaded when it runs (nginx checks the new configuration and keeps the
+    # old one if it is broken), started when it does not (nginx.service runs nginx -t first).
+    return systemctl("reload-or-restart", "nginx")
 
 
 def main(argv: list[str]) -> int:
