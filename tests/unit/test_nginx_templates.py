@@ -22,6 +22,7 @@ rewrites the single-server fixtures from the current templates (after a delibera
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http.client
 import json
@@ -369,6 +370,9 @@ ROLE_VARS = load(ROLE / "vars" / "main.yml")
         ("[fd00::5]", False, False, False),
         ("app1; return 200", False, False, False),
         ("-app1", False, False, False),
+        # L1: `$` would let a trailing newline through
+        ("10.0.0.5\n", False, False, False),
+        ("app1.example.com\n", False, False, False),
     ],
 )
 def test_address_patterns(value, ip, cidr, name):
@@ -798,3 +802,238 @@ def test_live_page_cache_expires(single):
     assert cache == "EXPIRED" and body["render"] == 2, (cache, body)
     _, cache, body = fetch("/page")
     assert cache == "HIT" and body["render"] == 2, (cache, body)
+
+
+# --- the app's own headers, links in the static tree, Next.js's internal headers, limits ----
+
+APP_CSP = "default-src 'self'; script-src 'self' 'nonce-r4nd0m'"
+# Request headers only Next.js itself may set; a client's must never reach the app.
+NEXT_INTERNAL = {
+    "x-middleware-subrequest": "middleware:middleware:middleware:middleware:middleware",
+    "x-middleware-subrequest-id": "1",
+    "x-now-route-matches": "nxtPslug=admin",
+    "x-matched-path": "/admin",
+    "x-nextjs-data": "1",
+    "x-middleware-rewrite": "/admin",
+    "x-middleware-next": "1",
+    "x-invoke-path": "/admin",
+    "x-invoke-query": "%7B%7D",
+    "x-invoke-status": "200",
+    "x-invoke-output": "/admin",
+    "x-invoke-error": "{}",
+    "x-action-forwarded": "1",
+}
+
+
+class Headers(BaseHTTPRequestHandler):
+    """An app that sets its own security headers on /own (and /own-cached, which the page
+    cache keeps) and none elsewhere; it answers with the request headers it got."""
+
+    def answer(self) -> None:
+        if self.headers.get("Content-Length"):
+            self.rfile.read(int(self.headers["Content-Length"]))
+        path = self.path.split("?")[0]
+        status = 404 if path.startswith("/_next/static/") else 200
+        body = json.dumps({"path": path, "method": self.command,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        if path in ("/own", "/own-cached"):
+            self.send_header("Content-Security-Policy", APP_CSP)
+            self.send_header("X-Frame-Options", "DENY")
+        if path == "/own-cached":
+            self.send_header("Cache-Control", "s-maxage=60")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def send(port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None,
+         source: str = CLIENT) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request; every response header in order, repeated ones included."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request(method, path, body=b"{}" if method == "POST" else None,
+                     headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], resp.read()
+    finally:
+        conn.close()
+
+
+def values(headers: list[tuple[str, str]], name: str) -> list[str]:
+    return [v for k, v in headers if k == name.lower()]
+
+
+@contextlib.contextmanager
+def nginx_before_headers(tmp_path: Path, host: str, groups: dict[str, list[str]],
+                         hostvars: dict[str, dict[str, Any]] | None = None,
+                         **given: Any) -> Iterator[dict[str, Any]]:
+    """``host``'s Nginx, as the role writes it, in front of ``Headers``."""
+    if NGINX is None:
+        pytest.skip("no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)")
+    app = ThreadingHTTPServer(("127.0.0.1", 0), Headers)
+    threading.Thread(target=app.serve_forever, args=(0.05,), daemon=True).start()
+    port = free_port()
+    app_root = tmp_path / "app"
+    static = app_root / "shared" / "static" / "_next" / "static"
+    static.mkdir(parents=True)
+    conf = render(host, groups, hostvars, app_port=app.server_address[1],
+                  app_root=str(app_root), nginx_proxy_listen_port=port,
+                  nginx_proxy_listen_ipv6=False, **given)
+    proc = start_nginx(nginx_prefix(tmp_path / "nginx", conf), port)
+    try:
+        yield {"port": port, "static": static, "conf": conf}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        app.shutdown()
+        app.server_close()
+
+
+KIT_HEADERS = load(ROLE / "defaults" / "main.yml")["nginx_proxy_security_headers"]
+
+
+@needs_nginx
+def test_m14_the_apps_security_headers_reach_the_client_unchanged(tmp_path):
+    with nginx_before_headers(tmp_path, "web1", SINGLE, nginx_proxy_rate_limit="1000r/s") as site:
+        port = site["port"]
+        (site["static"] / "app.js").write_text("console.log(1)")
+        # The app's CSP (a nonce) and X-Frame-Options: DENY, each once and as the app sent
+        # it, from the app and then from the page cache; the kit fills in the others.
+        for path, cache in (("/own", None), ("/own-cached", "MISS"), ("/own-cached", "HIT")):
+            status, headers, _ = send(port, path)
+            assert status == 200
+            assert values(headers, "Content-Security-Policy") == [APP_CSP], (path, headers)
+            assert values(headers, "X-Frame-Options") == ["DENY"], (path, headers)
+            assert values(headers, "X-Content-Type-Options") == ["nosniff"], (path, headers)
+            assert values(headers, "Referrer-Policy") == [KIT_HEADERS["Referrer-Policy"]]
+            if cache:
+                assert values(headers, "X-Cache-Status") == [cache]
+        # An app that sends none gets the kit's: from the app, the API, a static file, an
+        # error Nginx answers itself.
+        for method, path, expected in (("GET", "/plain", 200), ("POST", "/api/x", 200),
+                                       ("GET", "/_next/static/app.js", 200),
+                                       ("GET", "/.env", 404)):
+            status, headers, _ = send(port, path, method)
+            assert status == expected, path
+            for name, value in KIT_HEADERS.items():
+                assert values(headers, name) == [str(value)], (path, name, headers)
+    # what Nginx hides from the app's answer: X-Powered-By only
+    site_conf = render("web1", SINGLE)["site.conf"]
+    assert set(directive(site_conf, "proxy_hide_header")) == {"X-Powered-By"}
+
+
+@needs_nginx
+def test_l6_links_in_the_static_tree_are_not_served(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("root-only-secret")
+    with nginx_before_headers(tmp_path, "web1", SINGLE, nginx_proxy_rate_limit="1000r/s") as site:
+        port, static = site["port"], site["static"]
+        (static / "chunk.js").write_text("console.log('chunk')")
+        (static / "leak.txt").symlink_to(outside / "secret.txt")
+        (static / "dir").symlink_to(outside, target_is_directory=True)
+        status, headers, body = send(port, "/_next/static/chunk.js")
+        assert status == 200 and body == b"console.log('chunk')"
+        assert "immutable" in values(headers, "Cache-Control")[0]
+        for path in ("/_next/static/leak.txt", "/_next/static/dir/secret.txt"):
+            status, _, body = send(port, path)
+            # not from disk: on to the app, which has no such asset
+            assert status in (403, 404) and b"root-only-secret" not in body, (path, status, body)
+    assert directive(location(site["conf"]["site.conf"], "^~ /_next/static/"),
+                     "disable_symlinks") == ["on from=$document_root"]
+
+
+@needs_nginx
+def test_l7_next_internal_headers_never_reach_the_app(tmp_path):
+    extra = [{"path": "/uploads/", "proxy": True}]
+    with nginx_before_headers(tmp_path, "web1", SINGLE, nginx_proxy_rate_limit="1000r/s",
+                              nginx_proxy_extra_locations=extra) as site:
+        port = site["port"]
+        sent = {**NEXT_INTERNAL, "x-middleware-prefetch": "1", "RSC": "1",
+                "Next-Router-State-Tree": "%5B%22%22%5D", "Next-Action": "abc123"}
+        # every proxied location: pages (cached and not), the API, the WebSocket path, an
+        # extra location, and a static asset that is not on disk (on to the app)
+        for method, path in (("GET", "/admin"), ("POST", "/admin"), ("GET", "/api/x"),
+                             ("GET", "/ws"), ("GET", "/uploads/a"),
+                             ("GET", "/_next/static/missing.js")):
+            status, _, body = send(port, path, method, headers=sent)
+            assert status in (200, 404), (path, status)
+            got = json.loads(body)["headers"]
+            assert got["host"], "the app answered"
+            leaked = sorted(set(NEXT_INTERNAL) & set(got))
+            assert leaked == [], (path, leaked)
+            # the browser's own router headers go on
+            assert got["x-middleware-prefetch"] == "1" and got["rsc"] == "1", (path, got)
+            assert got["next-action"] == "abc123", (path, got)
+    # every name the role clears is one this test sends (or covers by the same rule)
+    cleared = {v.split()[0] for v in directive(site["conf"]["site.conf"], "proxy_set_header")
+               if v.endswith('""')}
+    assert set(NEXT_INTERNAL) <= cleared
+    assert "x-middleware-prefetch" not in cleared
+
+
+def statuses(port: int, count: int, method: str = "POST", path: str = "/",
+             headers: dict[str, str] | None = None) -> list[int]:
+    return [send(port, path, method, headers=headers)[0] for _ in range(count)]
+
+
+@needs_nginx
+def test_l13_server_actions_are_rate_limited_on_any_path(tmp_path):
+    # one request a minute and a burst of 3: nothing refills during the test
+    with nginx_before_headers(tmp_path, "web1", SINGLE, nginx_proxy_rate_limit="1r/m",
+                              nginx_proxy_rate_limit_burst=3,
+                              nginx_proxy_page_cache=False) as site:
+        port = site["port"]
+        action = {"Next-Action": "x"}
+        # pages and plain POSTs are not limited
+        assert set(statuses(port, 8, "GET", "/")) == {200}
+        assert set(statuses(port, 8, "POST", "/")) == {200}
+        # a Server Action to a page: the rate plus the burst, then 429
+        got = statuses(port, 8, headers=action)
+        assert got[:4] == [200] * 4 and set(got[4:]) == {429}, got
+        # on another page as well: the same client's bucket
+        assert statuses(port, 1, path="/settings", headers=action) == [429]
+        # a GET with the header is no Server Action
+        assert statuses(port, 2, "GET", "/", headers=action) == [200, 200]
+        # the API keeps its own limit
+        got = statuses(port, 6, "GET", "/api/x")
+        assert got[:4] == [200] * 4 and set(got[4:]) == {429}, got
+
+
+@needs_nginx
+def test_l13_an_ipv6_client_is_limited_by_its_64(tmp_path):
+    """Behind a load balancer (here: the test's client address, 127.0.0.2) the client is the
+    last X-Forwarded-For address, so IPv6 visitors can be played without an IPv6 socket."""
+    hostvars = {"lb1": {"nginx_proxy_lb_address": CLIENT}}
+    with nginx_before_headers(tmp_path, "app1", FLEET, hostvars, nginx_proxy_rate_limit="1r/m",
+                              nginx_proxy_rate_limit_burst=3,
+                              nginx_proxy_page_cache=False) as site:
+        port = site["port"]
+
+        def action(address: str) -> int:
+            return send(port, "/", "POST",
+                        headers={"Next-Action": "x", "X-Forwarded-For": address})[0]
+
+        def api(address: str) -> int:
+            return send(port, "/api/x", headers={"X-Forwarded-For": address})[0]
+
+        # one /64, a new address each time: one bucket
+        got = [action(f"2001:db8:1:2::{i:x}") for i in range(1, 9)]
+        assert got[:4] == [200] * 4 and set(got[4:]) == {429}, got
+        assert action("2001:db8:1:2:ffff:ffff:ffff:fffe") == 429
+        # the neighbouring /64 is someone else
+        assert action("2001:db8:1:3::1") == 200
+        # the API counts the same way
+        got = [api(f"2001:db8:5:6:{i:x}::1") for i in range(1, 7)]
+        assert got[:4] == [200] * 4 and set(got[4:]) == {429}, got
+        # IPv4 clients: one bucket per address
+        got = [action("203.0.113.7") for _ in range(5)]
+        assert got[:4] == [200] * 4 and got[4] == 429, got
+        assert action("203.0.113.8") == 200
