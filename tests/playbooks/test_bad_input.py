@@ -66,6 +66,28 @@ CASES = [
     ("watchdog-interval-1", {"watchdog_interval": 1}, "watchdog_interval"),
     ("watchdog-webhook-ftp", {"watchdog_webhook_url": "ftp://alerts.invalid/"},
      "watchdog_webhook_url"),
+    # L1: a newline, tab or quote would start a directive of its own in a unit or config
+    ("l1-app-root-unit-injection",
+     {"app_root": "/srv/wb\nExecStartPre=+/usr/bin/touch\t/run/hk-pwned"}, "app_root"),
+    ("l1-app-root-trailing-newline", {"app_root": "/srv/wb\n"}, "app_root"),
+    ("l1-app-name-trailing-newline", {"app_name": "workbot\n"}, "app_name"),
+    ("l1-app-env-key-newline", {"app_env": {"A\n": "x"}}, "app_env"),
+    ("l1-server-name-newline", {"app_server_name": "example.com\n"}, "app_server_name"),
+    ("l1-probe-path-newline", {"app_probes": [{"path": "/health\nX", "status": 200}]},
+     "app_probes[0]"),
+    ("l1-proxy-url-quote",
+     {"node_runtime_https_proxy": 'http://proxy:3128/";\nAcquire::http::Pipeline-Depth "0'},
+     "node_runtime_https_proxy"),
+    ("l1-proxy-url-trailing-newline", {"node_runtime_http_proxy": "http://proxy:3128\n"},
+     "node_runtime_http_proxy"),
+    ("l1-nginx-path-semicolon", {"nginx_proxy_ws_path": "/ws; return 200"}, "nginx_proxy_ws_path"),
+    ("l1-nginx-rate-limit-path-brace", {"nginx_proxy_rate_limit_paths": ["/api/ { }"]},
+     "nginx_proxy_rate_limit_paths"),
+    ("l1-nginx-certificate-semicolon",
+     {"nginx_proxy_tls_enabled": True, "nginx_proxy_tls_certificate": "/etc/ssl/c.pem;x",
+      "nginx_proxy_tls_certificate_key": "/etc/ssl/k.pem"}, "nginx_proxy_tls_certificate"),
+    ("l1-nginx-rate-limit-trailing-newline", {"nginx_proxy_rate_limit": "10r/s\n"},
+     "nginx_proxy_rate_limit"),
 ]
 
 
