@@ -32,12 +32,12 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.hostfacts import
     expand_log_paths,
     logrotate_coverage,
     read_logrotate_dir,
-    read_small_text,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.logscan import (
     merge_counts,
     scan_file,
 )
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.nextbuild import read_inside
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2 import query_pm2
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
     probe_host,
@@ -178,6 +178,19 @@ def live_release_dir(current: str) -> str | None:
     if not os.path.islink(current) or not os.path.isdir(current):
         return None
     return os.path.realpath(current)
+
+
+def _reader_in(current: str):
+    """Files of the live release, read without leaving it (``nextbuild.read_inside``)."""
+    read = read_inside(current, 4 << 20)
+
+    def read_text(path: str) -> str | None:
+        try:
+            return read(path)
+        except OSError:
+            return None
+
+    return read_text
 
 
 def collect_system(opts: DiagnoseOptions, errors: list[str]) -> dict[str, Any]:
@@ -373,7 +386,9 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     )
     mark_pm2_workers(processes, facts["pm2"], opts.app_name)
     current = os.path.join(opts.app_root, "current")
-    facts["build"] = build_integrity(current, os.path.exists, read_small_text, opts.required_files)
+    facts["build"] = build_integrity(
+        current, os.path.exists, _reader_in(current), opts.required_files
+    )
     facts["release"] = live_release(current)
     facts["release_dir"] = live_release_dir(current)
     facts["logs"], facts["logrotate"], log_dirs = collect_logs(opts, facts["pm2"], processes)

@@ -15,6 +15,7 @@ import yaml
 from ansible.template import trust_as_template
 
 ROOT = Path(__file__).resolve().parents[2]
+COLLECTIONS = ROOT / "collections"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -225,3 +226,23 @@ def run_check_playbook(work: Path, playbook: str) -> subprocess.CompletedProcess
         timeout=300,
         check=False,
     )
+
+
+def run_module(name: str, args: dict, tmp_path: Path) -> tuple[int, dict]:
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"ansible_collections.hardenkit.nodeapp.plugins.modules.{name}",
+            str(args_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    return proc.returncode, json.loads(proc.stdout)

@@ -6,7 +6,6 @@ Validation functions are called directly; a few cases run the module as Ansible 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from hk_testlib import free_port
+from hk_testlib import free_port, run_module
 
 from ansible_collections.hardenkit.nodeapp.plugins.filter.diagnosis import (
     FilterModule,
@@ -34,26 +33,6 @@ from ansible_collections.hardenkit.nodeapp.plugins.modules import diagnose, reap
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / "collections"
-
-
-def run_module(name: str, args: dict, tmp_path: Path) -> tuple[int, dict]:
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            f"ansible_collections.hardenkit.nodeapp.plugins.modules.{name}",
-            str(args_file),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    return proc.returncode, json.loads(proc.stdout)
 
 
 # --- probes and other diagnose options ------------------------------------------------------

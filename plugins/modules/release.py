@@ -1,0 +1,489 @@
+#!/usr/bin/python
+# Copyright: hardenkit developers
+# Apache License 2.0 (see galaxy.yml)
+"""Read, stage, take over and switch an app's releases without following a link."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release
+short_description: An app's releases on the host, handled by file descriptor
+version_added: "0.2.0"
+description:
+  - Every step opens each path component with C(O_NOFOLLOW) relative to a directory it
+    holds, so nothing the app user (or its build) leaves behind can redirect a root write.
+  - C(read) returns the live and previous release and whether O(release_id) is finished.
+    On a host laid out by an older hardenkit it also takes over C(releases/*) and
+    C(shared/static) (then owned by the app user), which counts as a change.
+  - C(stage) gives the build an empty C(builds/<id>) owned by O(user).
+  - C(takeover) makes the built C(builds/<id>) root's (readable by O(user)'s group,
+    writable by root alone; links leading outside, devices, FIFOs, sockets and files of
+    other owners removed; setuid and setgid bits cleared), moves it to C(releases/<id>),
+    checks the Next.js build (C(.next/BUILD_ID) and the manifests, read without following
+    links), points the dist directory's C(cache) at O(data_dir), publishes the static
+    assets into C(shared/static) and writes the environment file and the marker that
+    says the release is finished.
+  - C(switch) points C(current) at O(release_id) and C(previous) at what was live, each
+    replaced atomically, and lists the releases beyond O(keep) that may be pruned (never
+    the live one, the one switched from, or what C(previous) names).
+author:
+  - hardenkit developers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  action:
+    description: The step.
+    type: str
+    required: true
+    choices: [read, stage, takeover, switch]
+  app_root:
+    description: The app's base directory; it must be root's and writable by root alone.
+    type: path
+    required: true
+  release_id:
+    description: The release; required except for O(action=read) without a build.
+    type: str
+    default: ""
+  user:
+    description: The app user, who builds the release and reads it.
+    type: str
+    default: ""
+  dist_dir:
+    description: Next.js build directory, relative to the release.
+    type: str
+    default: .next
+  data_dir:
+    description:
+      - The app's writable data directory; the release's C(<dist_dir>/cache) links to
+        C(<data_dir>/next-cache). Empty keeps no cache directory in the release.
+    type: path
+    default: ""
+  required:
+    description: Further paths, relative to the release, the build must have produced.
+    type: list
+    elements: str
+    default: []
+  marker:
+    description: Facts recorded in the release's marker (source, Node version).
+    type: dict
+    default: {}
+  env:
+    description: The release's environment file, as its text (C(takeover)).
+    type: str
+    default: ""
+  finished:
+    description: For C(switch), the release is known to be finished (just taken over).
+    type: bool
+    default: false
+  keep:
+    description: For C(switch), how many releases to keep.
+    type: int
+    default: 5
+"""
+
+EXAMPLES = r"""
+- name: Take over the build
+  hardenkit.nodeapp.release:
+    action: takeover
+    app_root: /srv/workbot
+    release_id: 3f2a9c0d1e4b
+    user: workbot
+    data_dir: /srv/workbot/shared/data
+    required: [dist/server.js]
+  no_log: true
+"""
+
+RETURN = r"""
+live:
+  description: The release C(current) named when the step began ("" when none).
+  type: str
+  returned: always
+previous:
+  description: The release C(previous) names after the step.
+  type: str
+  returned: always
+finished:
+  description: Whether O(release_id) has a finished, taken-over build.
+  type: bool
+  returned: always
+switched:
+  description: Whether C(current) was (or, in check mode, would be) moved.
+  type: bool
+  returned: when O(action=switch)
+releases:
+  description: Release ids, newest first.
+  type: list
+  elements: str
+  returned: when O(action=switch)
+prune:
+  description: Releases beyond O(keep) that may be removed.
+  type: list
+  elements: str
+  returned: when O(action=switch)
+build_id:
+  description: The build's id (validated), when taken over.
+  type: str
+  returned: when O(action=takeover)
+routes:
+  description: Routes the build's manifests name.
+  type: list
+  elements: str
+  returned: when O(action=takeover)
+takeover:
+  description: Counts of what was taken over and what was removed, and why.
+  type: dict
+  returned: when O(action=takeover) or a release was adopted
+"""
+
+import grp
+import os
+import pwd
+import stat
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils import releasefs as rfs
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.nextbuild import (
+    check_next_build,
+)
+
+MARKER = ".hardenkit-release.json"
+ENV_FILE = ".hardenkit.env"
+STATIC = ("shared", "static", "_next", "static")
+
+
+def _ids(user: str) -> tuple[int, int]:
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError as exc:
+        raise rfs.ReleaseError(f"user: {user!r} does not exist on the host") from exc
+    if pw.pw_uid == 0:
+        raise rfs.ReleaseError("user: the app user must not be root")
+    gid = grp.getgrnam(user).gr_gid if _has_group(user) else pw.pw_gid
+    return pw.pw_uid, gid
+
+
+def _has_group(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _static_dirs(root_fd: int, uid: int, check: bool) -> tuple[bool, rfs.TakeOver]:
+    """shared/static/_next/static, each level root's 0755. A tree the app user owned (an
+    older layout) is taken over first, never followed through a link it planted."""
+    changed = False
+    report = rfs.TakeOver()
+    if check and rfs.lstat_at(root_fd, "shared") is None:
+        return True, report
+    fd = rfs.open_at(root_fd, "shared")
+    try:
+        for name in STATIC[1:]:
+            st = rfs.lstat_at(fd, name)
+            ok = (
+                st is not None
+                and stat.S_ISDIR(st.st_mode)
+                and st.st_uid == 0
+                and stat.S_IMODE(st.st_mode) == 0o755
+            )
+            if ok:
+                nfd = os.open(name, rfs._DIR_FLAGS, dir_fd=fd)
+            elif check:
+                return True, report
+            else:
+                if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
+                    cfd = os.open(name, rfs._DIR_FLAGS, dir_fd=fd)
+                    with rfs.opened(cfd):
+                        rfs.take_over(cfd, uid, 0, ("",), True, name, report)
+                nfd, _ = rfs.ensure_dir(fd, name, 0, 0, 0o755)
+                changed = True
+            os.close(fd)
+            fd = nfd
+    finally:
+        os.close(fd)
+    return changed, report
+
+
+def _adopt(
+    root_fd: int, releases_fd: int, uid: int, gid: int, dist: str, data_dir: str, check: bool
+) -> tuple[list[str], rfs.TakeOver]:
+    """Releases an older hardenkit left owned by the app user become root's."""
+    adopted: list[str] = []
+    report = rfs.TakeOver()
+    for name in rfs.by_age(releases_fd):
+        st = rfs.lstat_at(releases_fd, name)
+        if st is None or st.st_uid == 0:
+            continue
+        adopted.append(name)
+        if check:
+            continue
+        fd = os.open(name, rfs._DIR_FLAGS, dir_fd=releases_fd)
+        with rfs.opened(fd):
+            rfs.take_over(fd, uid, gid, (f"{dist}/static",), False, name, report)
+            rfs.drop_outside_links(_path(root_fd, f"releases/{name}"), report)
+            # The one link that leads out, made by root: the app's runtime cache.
+            _link_cache(fd, dist, data_dir, uid, gid)
+    return adopted, report
+
+
+def _path(root_fd: int, rel: str) -> str:
+    return os.path.join(os.readlink(f"/proc/self/fd/{root_fd}"), rel)
+
+
+def _link_cache(release_fd: int, dist: str, data_dir: str, uid: int, gid: int) -> None:
+    """The release's <dist>/cache is the app's to write at run time (image optimisation,
+    the fetch cache): a link to <data_dir>/next-cache, not a directory in the release."""
+    if not data_dir:
+        return
+    _cache_dir(data_dir, uid, gid)
+    try:
+        dfd = rfs.open_at(release_fd, dist)
+    except FileNotFoundError:
+        return
+    with rfs.opened(dfd):
+        target = os.path.join(data_dir, "next-cache")
+        try:
+            if os.readlink("cache", dir_fd=dfd) == target:
+                return
+        except OSError:
+            pass
+        rfs.remove_tree(dfd, "cache")
+        os.symlink(target, "cache", dir_fd=dfd)
+
+
+def _cache_dir(data_dir: str, uid: int, gid: int) -> None:
+    """<data_dir>/next-cache, the app user's: made in the app's own directory without
+    following anything there (an entry that exists, of any type, is the app's business)."""
+    try:
+        dfd = os.open(data_dir, rfs._DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    with rfs.opened(dfd):
+        if rfs.lstat_at(dfd, "next-cache") is not None:
+            return
+        os.mkdir("next-cache", 0o700, dir_fd=dfd)
+        cfd = os.open("next-cache", rfs._DIR_FLAGS, dir_fd=dfd)
+        with rfs.opened(cfd):
+            os.fchown(cfd, uid, gid)
+            os.fchmod(cfd, 0o750)
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    check = module.check_mode
+    action = p["action"]
+    root_fd = rfs.open_dir(p["app_root"])
+    result: dict = {"changed": False}
+    try:
+        uid = gid = -1
+        if p["user"]:
+            uid, gid = _ids(p["user"])
+        rid = rfs.check_id(p["release_id"]) if p["release_id"] else ""
+        if action != "read" and not rid:
+            raise rfs.ReleaseError(f"release_id is required for action={action}")
+
+        releases_fd = -1
+        if check and rfs.lstat_at(root_fd, "releases") is None:
+            result["changed"] = True
+        else:
+            releases_fd, made = rfs.ensure_dir(root_fd, "releases", 0, max(gid, 0), 0o750)
+            result["changed"] |= made
+        try:
+            live = rfs.read_link(root_fd, "current")
+            result["live"] = live
+            result["previous"] = rfs.read_link(root_fd, "previous")
+            result["finished"] = bool(
+                rid and releases_fd >= 0 and rfs.is_finished(releases_fd, rid, MARKER)
+            )
+
+            if action == "read":
+                if uid >= 0 and releases_fd >= 0:
+                    adopted, report = _adopt(
+                        root_fd, releases_fd, uid, gid, p["dist_dir"], p["data_dir"], check
+                    )
+                    sc, sreport = _static_dirs(root_fd, uid, check)
+                    report.dropped += sreport.dropped
+                    if adopted or sc:
+                        result["changed"] = True
+                        result["adopted"] = adopted
+                        result["takeover"] = report.as_dict()
+                    result["finished"] = (
+                        bool(rid and rfs.is_finished(releases_fd, rid, MARKER))
+                        if not check
+                        else result["finished"]
+                    )
+            elif action == "stage":
+                result.update(_stage(root_fd, rid, uid, gid, check))
+            elif action == "takeover":
+                result.update(_takeover(module, root_fd, releases_fd, rid, uid, gid))
+            elif action == "switch":
+                if uid >= 0 and releases_fd >= 0:
+                    # A rollback on a host an older hardenkit laid out, before any build.
+                    adopted, report = _adopt(
+                        root_fd, releases_fd, uid, gid, p["dist_dir"], p["data_dir"], check
+                    )
+                    if adopted:
+                        result["adopted"] = adopted
+                        result["takeover"] = report.as_dict()
+                result.update(_switch(root_fd, releases_fd, rid, live, p, check))
+                result["changed"] = result["changed"] or bool(result.get("adopted"))
+        finally:
+            if releases_fd >= 0:
+                os.close(releases_fd)
+    finally:
+        os.close(root_fd)
+    return result
+
+
+def _stage(root_fd: int, rid: str, uid: int, gid: int, check: bool) -> dict:
+    if uid < 0:
+        raise rfs.ReleaseError("user is required for action=stage")
+    if check:
+        return {"changed": True, "build_path": ""}
+    bfd, _ = rfs.ensure_dir(root_fd, "builds", 0, gid, 0o750)
+    with rfs.opened(bfd):
+        # A failed attempt of the same release goes first; root's from the first step on.
+        rfs.remove_tree(bfd, rid)
+        os.mkdir(rid, 0o700, dir_fd=bfd)
+        sfd = os.open(rid, rfs._DIR_FLAGS, dir_fd=bfd)
+        with rfs.opened(sfd):
+            os.fchown(sfd, uid, gid)
+            os.fchmod(sfd, 0o750)
+    return {"changed": True, "build_path": _path(root_fd, f"builds/{rid}")}
+
+
+def _takeover(
+    module: AnsibleModule, root_fd: int, releases_fd: int, rid: str, uid: int, gid: int
+) -> dict:
+    p = module.params
+    if uid < 0:
+        raise rfs.ReleaseError("user is required for action=takeover")
+    if module.check_mode:
+        return {"changed": True}
+    dist = p["dist_dir"].strip("/")
+    bfd = rfs.open_at(root_fd, "builds")
+    with rfs.opened(bfd):
+        sfd = rfs.open_at(bfd, rid)
+        with rfs.opened(sfd):
+            owner = os.fstat(sfd).st_uid
+            if owner != uid:
+                raise rfs.ReleaseError(
+                    f"builds/{rid}: owned by uid {owner}, not the build's user ({p['user']})"
+                )
+            report = rfs.take_over(sfd, uid, gid, (f"{dist}/static",))
+        # A root-owned leftover of an earlier take-over that never got its marker.
+        rfs.remove_tree(releases_fd, rid)
+        os.rename(rid, rid, src_dir_fd=bfd, dst_dir_fd=releases_fd)
+    path = _path(root_fd, f"releases/{rid}")
+    rfs.drop_outside_links(path, report)
+    rfd = rfs.open_at(releases_fd, rid)
+    with rfs.opened(rfd):
+        build = check_next_build(path, dist, p["required"])
+        if not build["complete"]:
+            problems = build["missing"] + build["errors"]
+            raise rfs.ReleaseError(
+                f"incomplete build in {path}: "
+                + ", ".join(problems[:10])
+                + (f" (+{len(problems) - 10} more)" if len(problems) > 10 else "")
+            )
+        _link_cache(rfd, dist, p["data_dir"], uid, gid)
+        added = 0
+        try:
+            src = rfs.open_at(rfd, f"{dist}/static")
+        except FileNotFoundError:
+            src = -1
+        if src >= 0:
+            _static_dirs(root_fd, uid, False)
+            with rfs.opened(src):
+                dst = rfs.open_at(root_fd, "/".join(STATIC))
+                with rfs.opened(dst):
+                    added = rfs.publish(src, dst)
+        rfs.write_file(rfd, ENV_FILE, p["env"].encode(), 0, gid, 0o640)
+        marker = dict(p["marker"])
+        marker.update(
+            {
+                "id": rid,
+                "build_id": build["build_id"],
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "routes": build["routes"],
+            }
+        )
+        # The marker last: it says the release is finished.
+        rfs.write_file(rfd, MARKER, rfs.marker_bytes(marker), 0, gid, 0o644)
+    return {
+        "changed": True,
+        "finished": True,
+        "release_path": path,
+        "build_id": build["build_id"],
+        "routes": build["routes"],
+        "static_added": added,
+        "takeover": report.as_dict(),
+    }
+
+
+def _switch(root_fd: int, releases_fd: int, rid: str, live: str, p: dict, check: bool) -> dict:
+    if releases_fd < 0 or not (p["finished"] or rfs.is_finished(releases_fd, rid, MARKER)):
+        raise rfs.ReleaseError(
+            f"release_id: release {rid} has no finished build in {p['app_root']}/releases/; "
+            "refusing to switch to it"
+        )
+    previous = rfs.read_link(root_fd, "previous")
+    switched = live != rid
+    if switched and not check:
+        if live and live != rid:
+            rfs.point(root_fd, "previous", live)
+            previous = live
+        rfs.point(root_fd, "current", rid)
+    elif switched and live:
+        previous = live
+    ordered = rfs.by_age(releases_fd)
+    return {
+        "changed": switched,
+        "switched": switched,
+        "previous": previous,
+        "releases": ordered,
+        "prune": rfs.prune_candidates(ordered, p["keep"], [rid, live, previous]),
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "action": {
+                "type": "str",
+                "required": True,
+                "choices": ["read", "stage", "takeover", "switch"],
+            },
+            "app_root": {"type": "path", "required": True},
+            "release_id": {"type": "str", "default": ""},
+            "user": {"type": "str", "default": ""},
+            "dist_dir": {"type": "str", "default": ".next"},
+            "data_dir": {"type": "path", "default": ""},
+            "required": {"type": "list", "elements": "str", "default": []},
+            "marker": {"type": "dict", "default": {}},
+            "env": {"type": "str", "default": "", "no_log": True},
+            "finished": {"type": "bool", "default": False},
+            "keep": {"type": "int", "default": 5},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module)
+    except (rfs.ReleaseError, OSError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
