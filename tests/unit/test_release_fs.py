@@ -193,6 +193,14 @@ def test_l5_the_app_user_cannot_write_its_release_its_assets_or_its_env(app_root
     cache = rel / ".next" / "cache"
     assert cache.is_symlink()
     assert os.readlink(cache) == str(app_root / "shared" / "data" / "next-cache")
+    route_cache = rel / ".next" / "server" / "route-cache"
+    assert os.readlink(route_cache) == str(
+        app_root / "shared" / "data" / "next-cache" / "route-cache" / "r1"
+    )
+    proc = subprocess.run(
+        ["runuser", "-u", APP, "--", "mkdir", "-p", str(route_cache / "isr")], check=False
+    )
+    assert proc.returncode == 0
     made = (app_root / "shared" / "data" / "next-cache").stat()
     assert (made.st_uid, stat.S_IMODE(made.st_mode)) == (_uid(), 0o750)
     proc = subprocess.run(
@@ -462,11 +470,14 @@ def test_m12_pruning_never_removes_the_release_previous_names(app_root, tmp_path
         (app_root / "releases" / rid).mkdir()
         t = (app_root / "releases" / "r2").stat().st_mtime + 10 + n
         os.utime(app_root / "releases" / rid, (t, t))
+    rc, out = module(
+        "switch", app_root, tmp_path, release_id="r2", keep=2, _ansible_check_mode=True
+    )
+    assert rc == 0 and out["pruned"] == ["f3"] and (app_root / "releases" / "f3").is_dir(), out
     rc, out = module("switch", app_root, tmp_path, release_id="r2", keep=2)
     assert rc == 0, out
-    assert out["releases"][:3] == ["f5", "f4", "f3"]
-    assert "r1" not in out["prune"] and "r2" not in out["prune"]
-    assert out["prune"] == ["f3"]
+    assert out["pruned"] == ["f3"] and out["releases"] == ["f5", "f4", "r2", "r1"]
+    assert sorted(p.name for p in (app_root / "releases").iterdir()) == ["f4", "f5", "r1", "r2"]
 
 
 @pytest.mark.parametrize(
@@ -510,3 +521,45 @@ def test_write_file_is_idempotent_and_replaces_a_link_not_its_target(base, victi
         os.close(fd)
     assert tree(victim) == before
     assert (d / "f").read_text() == "new\n" and not (d / "f").is_symlink()
+
+
+def test_pruning_removes_a_release_route_cache_without_following_the_apps_links(
+    app_root, victim, tmp_path
+):
+    for rid in ("r1", "r2", "r3"):
+        assert built(app_root, tmp_path, rid)[0] == 0
+        assert module("switch", app_root, tmp_path, release_id=rid)[0] == 0
+    caches = app_root / "shared" / "data" / "next-cache" / "route-cache"
+    assert sorted(p.name for p in caches.iterdir()) == ["r1", "r2", "r3"]
+    (caches / "r1" / "isr.html").write_text("old page")
+    os.symlink(str(victim / "private"), caches / "r1" / "link")
+    as_app(caches)
+    before = tree(victim)
+    rc, out = module(
+        "switch",
+        app_root,
+        tmp_path,
+        release_id="r3",
+        keep=2,
+        data_dir=str(app_root / "shared" / "data"),
+    )
+    assert rc == 0 and out["pruned"] == ["r1"], out
+    assert sorted(p.name for p in caches.iterdir()) == ["r2", "r3"]
+    assert tree(victim) == before
+    # The app made route-cache a link to root's files: pruning leaves it, and them, alone.
+    shutil.rmtree(caches)
+    (victim / "private" / "r0").mkdir()
+    os.symlink(str(victim / "private"), caches)
+    (app_root / "releases" / "r0").mkdir()
+    os.utime(app_root / "releases" / "r0", (1, 1))
+    before = tree(victim)
+    rc, out = module(
+        "switch",
+        app_root,
+        tmp_path,
+        release_id="r3",
+        keep=2,
+        data_dir=str(app_root / "shared" / "data"),
+    )
+    assert rc == 0 and out["pruned"] == ["r0"], out
+    assert tree(victim) == before
