@@ -395,8 +395,11 @@ def _stage(root_fd: int, rid: str, uid: int, gid: int, check: bool) -> dict:
         return {"changed": True, "build_path": ""}
     bfd, _ = rfs.ensure_dir(root_fd, "builds", 0, gid, 0o750)
     with rfs.opened(bfd):
-        # A failed attempt of the same release goes first; root's from the first step on.
+        # A failed attempt of the same release goes first; of the others (failed builds,
+        # kept for inspection) the newest stays.
         rfs.remove_tree(bfd, rid)
+        for old in rfs.by_age(bfd)[1:]:
+            rfs.remove_tree(bfd, old)
         os.mkdir(rid, 0o700, dir_fd=bfd)
         sfd = os.open(rid, rfs._DIR_FLAGS, dir_fd=bfd)
         with rfs.opened(sfd):

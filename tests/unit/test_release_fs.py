@@ -563,3 +563,11 @@ def test_pruning_removes_a_release_route_cache_without_following_the_apps_links(
     )
     assert rc == 0 and out["pruned"] == ["r0"], out
     assert tree(victim) == before
+
+
+def test_stage_keeps_only_the_newest_failed_build(app_root, tmp_path):
+    for n, rid in enumerate(("f1", "f2", "f3")):
+        rel = stage(app_root, tmp_path, rid)
+        os.utime(rel, (1000 + n, 1000 + n))
+    stage(app_root, tmp_path, "r4")
+    assert sorted(p.name for p in (app_root / "builds").iterdir()) == ["f3", "r4"]
