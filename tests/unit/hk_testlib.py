@@ -205,27 +205,33 @@ def ansible_env(work: Path) -> dict[str, str]:
     }
 
 
-def run_check_playbook(work: Path, playbook: str) -> subprocess.CompletedProcess:
-    """Run ``work/<playbook>`` in check mode with ``work/inventory.yml`` and
-    ``work/vars.json`` (ansible_env)."""
-    env = ansible_env(work)
+def run_playbook(
+    work: Path, playbook: str, *options: str, extra_vars: str = "vars.json"
+) -> subprocess.CompletedProcess:
+    """Run ``work/<playbook>`` with ``work/inventory.yml``, ``work/<extra_vars>`` as extra
+    variables and ``options`` (``--check``, ``-vvv`` …), under ansible_env."""
     return subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible-playbook"),
             "-i",
             str(work / "inventory.yml"),
             "-e",
-            f"@{work / 'vars.json'}",
-            "--check",
+            f"@{work / extra_vars}",
+            *options,
             str(work / playbook),
         ],
         cwd=work,
-        env=env,
+        env=ansible_env(work),
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def run_check_playbook(work: Path, playbook: str) -> subprocess.CompletedProcess:
+    """Run ``work/<playbook>`` in check mode (run_playbook)."""
+    return run_playbook(work, playbook, "--check")
 
 
 def run_module(name: str, args: dict, tmp_path: Path) -> tuple[int, dict]:

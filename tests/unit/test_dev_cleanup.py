@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
-from hk_testlib import ansible_env
+from hk_testlib import run_playbook
 
 from ansible_collections.hardenkit.nodeapp.plugins.filter.dev_cleanup import (
     FilterModule,
@@ -263,24 +263,7 @@ def role_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict[str, A
         "__dev_cleanup_hook_files": [str(work / "crontab"), str(work / "rc.local")],
     }
     (work / "paths.json").write_text(json.dumps(paths))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(work / "inventory.yml"),
-            "-e",
-            f"@{work / 'paths.json'}",
-            "--check",
-            "-vvv",
-            str(work / "play.yml"),
-        ],
-        cwd=work,
-        env=ansible_env(work),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_playbook(work, "play.yml", "--check", "-vvv", extra_vars="paths.json")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return proc, json.loads(out.read_text())
 

@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from hk_testlib import ansible_env, trusted, write_local_run
+from hk_testlib import run_playbook, trusted, write_local_run
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "watchdog"
@@ -188,25 +187,7 @@ def m9_run(tmp_path_factory) -> subprocess.CompletedProcess:
         "        name: hardenkit.nodeapp.watchdog\n"
         "        tasks_from: install\n"
     )
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(work / "inventory.yml"),
-            "-e",
-            f"@{work / 'vars.json'}",
-            "--check",
-            "--diff",
-            "-v",
-            str(work / "install.yml"),
-        ],
-        cwd=work,
-        env=ansible_env(work),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_playbook(work, "install.yml", "--check", "--diff", "-v")
 
 
 def test_m9_check_diff_does_not_print_a_secret_webhook_url(m9_run):
@@ -301,24 +282,7 @@ def l1_run(tmp_path_factory) -> str:
         "        name: hardenkit.nodeapp.watchdog\n"
         "        tasks_from: validate\n"
     )
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(work / "inventory.yml"),
-            "-e",
-            f"@{work / 'vars.json'}",
-            "--forks",
-            "8",
-            str(work / "validate.yml"),
-        ],
-        cwd=work,
-        env=ansible_env(work),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_playbook(work, "validate.yml", "--forks", "8")
     return proc.stdout + proc.stderr
 
 
