@@ -23,7 +23,6 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import 
     clean_cwd,
     dev_tool,
     in_scope,
-    is_node_process,
     is_pm2_daemon,
     read_package_name,
 )
@@ -96,9 +95,10 @@ def select_targets(
     A pattern is searched in the joined command line, so it also matches text that only
     appears in an argument (``vim nodemon.json``, ``grep -rn "next dev" .``). A target must
     therefore also *run* a dev server or watcher, read from its argv tokens as the
-    diagnosis reads them (``classify.dev_tool``); with ``require_dev_tool=False`` (freeing
-    the app port from the app's own server) a process of the Node.js family will do
-    (``classify.is_node_process``). Anything else is never a target: patterns only narrow.
+    diagnosis reads them (``classify.dev_tool``). With ``require_dev_tool=False`` (freeing
+    the app port from whatever of the app's holds it, its exact command line the pattern) a
+    pattern must match the *whole* command line instead: a command that only mentions
+    another's is never a target. Patterns only narrow.
 
     Scope: when ``scope_users`` is given the process's user must be in it; when any of
     ``scope_paths`` / ``package_name`` / ``port`` is given, the process must be in scope by
@@ -136,13 +136,13 @@ def select_targets(
             reason = "protected: this module or one of its parent processes"
         elif is_pm2_daemon(proc.cmdline):
             reason = "protected: PM2 daemon"
-        elif tool is None and (require_dev_tool or not is_node_process(proc.cmdline)):
+        elif require_dev_tool and tool is None:
             reason = (
                 "not a dev server or watcher: the pattern matches its arguments, "
                 "not the command it runs"
-                if require_dev_tool
-                else "not a Node.js process"
             )
+        elif not require_dev_tool and not any(p.fullmatch(joined) for p in pats):
+            reason = "the pattern matches part of its command line, not all of it"
         elif users and proc.user not in users:
             reason = f"out of scope: user {proc.user} not in scope_users"
         elif location_rule:

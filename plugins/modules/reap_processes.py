@@ -93,11 +93,10 @@ options:
     type: bool
     default: true
   require_dev_tool:
-    description: A process must run a dev server or watcher (see above). False admits,
-      instead, any process of the Node.js family (C(node), C(npm), C(next-server)...,
-      by its first argument), for freeing the app port from the app's own server whose
-      exact command line is the pattern. A command that only mentions one is never
-      selected.
+    description: A process must run a dev server or watcher (see above). False asks,
+      instead, that a pattern match the whole command line, for freeing the app port from
+      whatever of the app's holds it (the app's own server, a stray), whose exact command
+      line is the pattern. A command that only mentions another's is never selected.
     type: bool
     default: true
 seealso:
@@ -153,7 +152,7 @@ stopped:
       type: float
     tool:
       description: The dev server or watcher it runs (C(tsx watch), C(pnpm dev)...);
-        absent for a Node.js process selected with O(require_dev_tool=false).
+        absent for a process selected with O(require_dev_tool=false).
       type: str
     how:
       description: C(SIGTERM)/C(SIGINT)/C(SIGHUP) (exited after it), C(SIGKILL), C(exited)

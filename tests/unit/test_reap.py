@@ -467,7 +467,7 @@ def test_m5_a_mention_of_a_dev_tool_is_never_a_target(argv):
             procs, DEFAULT_PATTERNS, scope_paths=[OLD], self_pid=97, require_dev_tool=require
         )
         assert found == []
-        assert skipped[0]["reason"].startswith("not a")
+        assert skipped[0]["reason"].startswith("not a" if require else "the pattern matches part")
 
 
 @pytest.mark.parametrize(
@@ -496,19 +496,24 @@ def test_m5_patterns_still_narrow():
     assert skipped == []  # npm run dev matched no pattern: not even a candidate
 
 
-def test_m5_port_takeover_admits_the_apps_node_server_only():
+def test_m5_port_takeover_admits_only_the_exact_command_line():
     procs = {
         704: p(704, 1, ["node", "dist/server.js"], cwd=OLD),
         705: p(705, 1, ["python3", "-m", "http.server", "node dist/server.js"], cwd=OLD),
+        706: p(706, 1, ["python3", "-m", "http.server", "5000"], cwd=OLD),
     }
-    pats = compile_patterns([r"node dist/server\.js"])
+    pats = compile_patterns([r"node dist/server\.js", r"python3 -m http\.server 5000"])
     found, skipped = select_targets(procs, pats, scope_paths=[OLD], self_pid=97)
-    assert found == [] and len(skipped) == 2  # by default only dev servers
+    assert found == [] and len(skipped) == 3  # by default only dev servers
     found, skipped = select_targets(
         procs, pats, scope_paths=[OLD], self_pid=97, require_dev_tool=False
     )
-    assert [t["pid"] for t in found] == [704]
-    assert [(s["pid"], s["reason"]) for s in skipped] == [(705, "not a Node.js process")]
+    # The app's server and a stray holding the port (faults 10): their whole command
+    # lines are the patterns. A command that only mentions one of them is left alone.
+    assert [t["pid"] for t in found] == [704, 706]
+    assert [(s["pid"], s["reason"]) for s in skipped] == [
+        (705, "the pattern matches part of its command line, not all of it")
+    ]
 
 
 # --- L12: the package-name scope counts for the app's users only ---------------------------
