@@ -57,7 +57,7 @@ unit: venv
 # `faults` measures recovery times, so it runs alone; the other five run two at a time
 # (scripts/molecule-lanes.sh: stages of lanes). SCENARIOS=... on the command line runs the
 # named scenarios one after the other instead.
-MOLECULE_STAGES := "faults" "rollback broken_server hostile_app|default cluster"
+MOLECULE_STAGES := "faults" "rollback broken_server|default cluster hostile_app"
 
 molecule: setup
 ifeq ($(origin SCENARIOS),command line)
