@@ -172,15 +172,22 @@ def select_targets(
 # --- stopping ----------------------------------------------------------------------------
 
 
-def is_alive(pid: int, start_time_ticks: int | None = None, proc_root: str = "/proc") -> bool:
-    """The process still runs: present, not a zombie, and (if given) the same start time
-    (a pid reused by a new process is not the one we signalled)."""
+def _live_stat(pid: int, proc_root: str) -> dict[str, Any] | None:
+    """``/proc/<pid>/stat`` of a live process; None when it is gone or a zombie (it has
+    exited, only its parent has not reaped it)."""
     try:
         with open(f"{proc_root}/{pid}/stat", encoding="utf-8", errors="replace") as fh:
             stat = parse_stat(fh.read())
     except (OSError, ProcfsError):
-        return False
-    if stat["state"] in ("Z", "X", "x"):
+        return None
+    return None if stat["state"] in ("Z", "X", "x") else stat
+
+
+def is_alive(pid: int, start_time_ticks: int | None = None, proc_root: str = "/proc") -> bool:
+    """The process still runs: present, not a zombie, and (if given) the same start time
+    (a pid reused by a new process is not the one we signalled)."""
+    stat = _live_stat(pid, proc_root)
+    if stat is None:
         return False
     return start_time_ticks is None or stat["starttime_ticks"] == start_time_ticks
 
@@ -202,16 +209,8 @@ def start_time_reader(proc_root: str = "/proc") -> Callable[[int], float | None]
     clk_tck = os.sysconf("SC_CLK_TCK")
 
     def start_of(pid: int) -> float | None:
-        if btime is None:
-            return None
-        try:
-            with open(f"{proc_root}/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-                stat = parse_stat(fh.read())
-        except (OSError, ProcfsError):
-            return None
-        if stat["state"] in ("Z", "X", "x"):
-            return None
-        return start_epoch(int(stat["starttime_ticks"]), btime, clk_tck)
+        stat = None if btime is None else _live_stat(pid, proc_root)
+        return None if stat is None else start_epoch(int(stat["starttime_ticks"]), btime, clk_tck)
 
     return start_of
 
