@@ -879,14 +879,22 @@ def nginx_before_headers(tmp_path: Path, host: str, groups: dict[str, list[str]]
         pytest.skip("no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)")
     app = ThreadingHTTPServer(("127.0.0.1", 0), Headers)
     threading.Thread(target=app.serve_forever, args=(0.05,), daemon=True).start()
-    port = free_port()
     app_root = tmp_path / "app"
     static = app_root / "shared" / "static" / "_next" / "static"
     static.mkdir(parents=True)
-    conf = render(host, groups, hostvars, app_port=app.server_address[1],
-                  app_root=str(app_root), nginx_proxy_listen_port=port,
-                  nginx_proxy_listen_ipv6=False, **given)
-    proc = start_nginx(nginx_prefix(tmp_path / "nginx", conf), port)
+    # free_port() releases the port it found: another process may take it before Nginx
+    # binds it (Molecule's containers, in a parallel run). Then try another one.
+    for attempt in range(3):
+        port = free_port()
+        conf = render(host, groups, hostvars, app_port=app.server_address[1],
+                      app_root=str(app_root), nginx_proxy_listen_port=port,
+                      nginx_proxy_listen_ipv6=False, **given)
+        try:
+            proc = start_nginx(nginx_prefix(tmp_path / f"nginx{attempt}", conf), port)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     try:
         yield {"port": port, "static": static, "conf": conf}
     finally:
