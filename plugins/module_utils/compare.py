@@ -19,7 +19,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import 
 )
 
 VERDICTS = ("improved", "unchanged", "regressed", "rolled_back", "failed")
-OUTCOMES = ("rolled_back", "failed")
+OUTCOMES = ("rolled_back", "put_back", "failed", "failed_live")
 
 Diagnosis = Mapping[str, Any]
 
@@ -194,7 +194,9 @@ def compare(
     """``{regressions, improvements, verdict, counts, notes}`` for two diagnoses.
 
     ``before``/``after`` are diagnose results (``findings``, ``probes``, ``facts``).
-    ``outcome`` ("rolled_back" or "failed"), set by the playbook, overrides the verdict.
+    ``outcome`` (one of ``OUTCOMES``), set by the playbook after a failed run, overrides the
+    verdict: rolled back to the release live before; put back the processes the run stopped;
+    failed with nothing live changed; failed after switching, with nothing to go back to.
     """
     if outcome is not None and outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")

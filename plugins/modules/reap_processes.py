@@ -87,6 +87,14 @@ options:
     description: Seconds to wait after O(signal) before C(SIGKILL).
     type: int
     default: 10
+  record:
+    description:
+      - A root-only file (mode C(0600), its directory C(0700)) where, before the first
+        signal, each process to stop is added with how it ran (command line, directory,
+        user, groups, environment, output files, the ports it listened on), so that
+        M(hardenkit.nodeapp.restore_processes) can start it again should the run fail.
+        Holds the environment, secrets included. Not written in check mode.
+    type: path
   kill_after_timeout:
     description: Send C(SIGKILL) to processes still running after O(timeout). If false,
       they are reported as failures.
@@ -201,6 +209,10 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.reap import (
     select_targets,
     terminate,
 )
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.restore import (
+    append_record,
+    snapshot,
+)
 
 ARGUMENT_SPEC = {
     "patterns": {"type": "list", "elements": "str", "required": True},
@@ -213,6 +225,7 @@ ARGUMENT_SPEC = {
     "timeout": {"type": "int", "default": 10},
     "kill_after_timeout": {"type": "bool", "default": True},
     "require_dev_tool": {"type": "bool", "default": True},
+    "record": {"type": "path"},
 }
 REQUIRED_ONE_OF = [["scope_users", "scope_paths", "scope_package_name", "scope_port"]]
 
@@ -266,6 +279,10 @@ def main() -> None:
             module.exit_json(
                 changed=bool(stopped), stopped=stopped, left_alone=skipped, not_stopped=[]
             )
+        if p["record"] and targets:
+            every = read_listeners()
+            attach_owners(every, socket_owners([lst.inode for lst in every], list(procs)))
+            append_record(p["record"], snapshot([t["pid"] for t in targets], procs, every))
         stopped, failed = terminate(
             targets,
             timeout=p["timeout"],

@@ -266,7 +266,7 @@ def test_regression_wins_over_improvement():
     assert compare(before, after)["verdict"] == "regressed"
 
 
-@pytest.mark.parametrize("outcome", ["rolled_back", "failed"])
+@pytest.mark.parametrize("outcome", ["rolled_back", "put_back", "failed", "failed_live"])
 def test_outcome_overrides_verdict(outcome):
     result = compare(diag(), diag([f("crash_loop")]), outcome=outcome)
     assert result["verdict"] == outcome

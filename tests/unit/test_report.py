@@ -78,6 +78,7 @@ REPORT_KEYS = {
     "after",
     "failed_release",
     "changed",
+    "sandbox_left_out",
     "regressions",
     "improvements",
     "verdict",
@@ -253,6 +254,7 @@ def make_report(
     changed: list[str] | None = None,
     generated_at: str = "2026-02-10T10:02:00Z",
     failed: dict | None = None,
+    sandbox_left_out: list[dict] | None = None,
 ) -> dict:
     """The document tasks/report.yml assembles (test_role_end_to_end checks the keys)."""
     cmp = compare(before, after if after is not None else before, reloads, outcome or None)
@@ -271,6 +273,7 @@ def make_report(
         "after": after,
         "failed_release": failed,
         "changed": changed or [],
+        "sandbox_left_out": sandbox_left_out or [],
         "regressions": cmp["regressions"],
         "improvements": cmp["improvements"],
         "verdict": cmp["verdict"],
@@ -562,6 +565,31 @@ def test_diagnosis_only(pair, lang):
         "text": t["verdict_text_single"] % {"cb": 6, "wb": 3, "pb": 4},
     }
     assert t["after"] not in md
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_sandbox_left_out_is_named(pair, lang):
+    """A host that cannot apply a protection: the notes name it, with systemd's reason."""
+    left_out = [{"setting": "PrivateUsers=yes", "status": "217/USER",
+                 "message": "Failed to set up user namespacing: No such file or directory"}]
+    md = render(make_report(*pair, sandbox_left_out=left_out), lang)
+    notes = section(md, I18N[lang]["notes"]["heading"])
+    assert "PrivateUsers=yes" in notes
+    assert "217/USER; Failed to set up user namespacing" in notes
+    assert "PrivateUsers" not in render(make_report(*pair), lang)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_failed_run_that_put_back_what_it_stopped(pair, lang):
+    changed = ["stopped pid 101 (root): pnpm dev",
+               "PM2 unit pm2-workbot stopped and disabled: it did not serve the app",
+               "started again as it ran: pid 101 -> 877 (root, port 5000): pnpm dev"]
+    md = render(make_report(pair[0], pair[0], outcome="put_back", changed=changed), lang)
+    t = I18N[lang]
+    assert first_lines(md)[1].startswith(t["verdict_line"].split("%")[0])
+    assert t["verdict_text"]["put_back"][:12] in md
+    for line in changed:
+        assert f"- {line}" in section(md, t["changed"]["heading"])
 
 
 def test_markdown_survives_hostile_data(pair):
