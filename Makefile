@@ -14,7 +14,7 @@ export PY_COLORS ?= 0
 export HARDENKIT_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 
 # Every Molecule scenario; `make test` runs them all.
-SCENARIOS := default rollback broken_server faults cluster hostile_app bare_host
+SCENARIOS := default rollback broken_server faults cluster hostile_app bare_host apps
 
 .PHONY: help setup system venv docker images lint unit molecule test test-quick demo demo-clean clean bench-diagnose bench-fleet bench
 
@@ -57,7 +57,7 @@ unit: venv
 # `faults` measures recovery times, so it runs alone; the other five run two at a time
 # (scripts/molecule-lanes.sh: stages of lanes). SCENARIOS=... on the command line runs the
 # named scenarios one after the other instead.
-MOLECULE_STAGES := "faults" "rollback broken_server bare_host|default cluster hostile_app"
+MOLECULE_STAGES := "faults" "rollback broken_server bare_host|default cluster hostile_app apps"
 
 molecule: setup
 ifeq ($(origin SCENARIOS),command line)
