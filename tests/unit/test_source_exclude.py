@@ -21,13 +21,18 @@ from hk_testlib import trusted
 
 from ansible_collections.hardenkit.nodeapp.plugins.lookup.source_hash import (
     glob_excluded,
+    source_manifest,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.lookup.source_hash import (
     source_hash as plugin_source_hash,
 )
-from ansible_collections.hardenkit.nodeapp.plugins.module_utils.srctree import tree_hash
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.srctree import (
+    tree_entries,
+    tree_hash,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+COPY_LOCAL = ROOT / "roles" / "app_release" / "tasks" / "copy_local.yml"
 DEFAULTS = yaml.safe_load((ROOT / "roles" / "app" / "defaults" / "main.yml").read_text())
 EXCLUDE = DEFAULTS["app_src_exclude"]
 LOCAL_ENV = [
@@ -102,29 +107,51 @@ def test_l11_patterns_match_like_tar(path, expected):
     assert glob_excluded(path, [".env*.local"]) is expected
 
 
-def test_l11_tar_with_the_default_excludes_drops_env_local(tmp_path):
-    """copy_local.yml's pack step, rendered by Ansible and run by bash: the archive holds the
-    files source_hash counts, and no .env*.local."""
-    src = app_tree(tmp_path / "src", local_env=True)
-    copy_local = ROOT / "roles" / "app_release" / "tasks" / "copy_local.yml"
-    task = yaml.safe_load(copy_local.read_text())[0]
+def copy_local_task(name: str) -> dict:
+    return next(t for t in yaml.safe_load(COPY_LOCAL.read_text()) if t["name"] == name)
+
+
+def render(template: str, src: Path, **extra) -> str:
     variables = {
         **trusted(DEFAULTS),
         "app_name": "workbot",
         "app_release_id": "abc123",
         "app_src": str(src),
         "app_src_exclude": EXCLUDE,
+        "__app_release_src_files": source_manifest(str(src), EXCLUDE),
+        **extra,
     }
-    cmd = Templar(loader=DataLoader(), variables=variables).template(
-        trust_as_template(task["ansible.builtin.shell"]["cmd"])
-    )
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(template))
+
+
+def pack(src: Path, cache: Path) -> tuple[Path, set[str]]:
+    """copy_local.yml's pack step, rendered by Ansible and run by bash (with the standard
+    input the task gives it): the archive and the files in it."""
+    task = copy_local_task("Pack app_src on the control node")
+    args = task["ansible.builtin.shell"]
+    cmd = render(args["cmd"], src)
+    manifest = source_manifest(str(src), EXCLUDE)
+    assert args["stdin_add_newline"] is False
+    stdin = render(args["stdin"], src) if manifest["git"] else ""
+    assert stdin == manifest["tar_list"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     result = subprocess.run(
-        ["bash", "-c", cmd], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+        ["bash", "-c", cmd], input=stdin.encode(), capture_output=True, env=env, timeout=60,
+        check=False,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    with tarfile.open(result.stdout) as tar:
-        packed = {m.name.removeprefix("./") for m in tar.getmembers() if m.isfile()}
+    with tarfile.open(result.stdout.decode()) as tar:
+        members = tar.getmembers()
+    assert all(m.uid == 0 and m.gid == 0 and not m.mode & 0o6000 for m in members)
+    return Path(result.stdout.decode()), {
+        m.name.removeprefix("./") for m in members if m.isfile() or m.issym()
+    }
+
+
+def test_l11_tar_with_the_default_excludes_drops_env_local(tmp_path):
+    """The archive holds the files source_hash counts, and no .env*.local."""
+    src = app_tree(tmp_path / "src", local_env=True)
+    _, packed = pack(src, tmp_path / "cache")
     assert not any(name.endswith(".local") for name in packed), packed
     assert {".env", ".env.production", "apps/web/app/page.tsx"} <= packed
     hashed = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
@@ -134,3 +161,92 @@ def test_l11_tar_with_the_default_excludes_drops_env_local(tmp_path):
         if not p.startswith(("node_modules/", ".next/")) and not glob_excluded(p, [".env*.local"])
     }
     assert packed == hashed
+    assert packed == {rel for rel, _ in tree_entries(str(src), EXCLUDE)}
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=dev@example.test", "-c", "user.name=Dev",
+         "-c", "commit.gpgsign=false", "-C", str(root), *args],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+ODD = ["odd\nname", "back\\slash", "-dash", "sp ace"]
+
+
+def git_app(root: Path) -> Path:
+    """app_tree as a git work tree: everything committed (the .env*.local too), then an
+    ignored, an untracked, a staged, a modified and a deleted file."""
+    app_tree(root, local_env=True)
+    for name in ODD:
+        (root / name).write_text(name)
+    (root / ".gitignore").write_text("node_modules/\n.next/\n*.log\n")
+    (root / "gone.txt").write_text("x")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "init")
+    (root / "debug.log").write_text("ignored")
+    (root / "notes.txt").write_text("untracked")
+    (root / "staged.ts").write_text("staged")
+    git(root, "add", "staged.ts")
+    (root / "app" / "page.tsx").write_text("export default () => 1\n")
+    (root / "gone.txt").unlink()
+    return root
+
+
+def test_a_git_work_tree_ships_exactly_what_names_the_release(tmp_path):
+    src = git_app(tmp_path / "src")
+    archive, packed = pack(src, tmp_path / "cache")
+    identity = {rel for rel, _ in tree_entries(str(src), EXCLUDE)}
+    assert packed == identity
+    assert packed == set(source_manifest(str(src), EXCLUDE)["files"])
+    assert set(ODD) | {"staged.ts", ".gitignore", "package.json", "apps/web/app/page.tsx"} <= packed
+    assert not packed & {"debug.log", "notes.txt", "gone.txt", *LOCAL_ENV}, packed
+    assert not any(name.startswith(("node_modules/", ".next/", ".git/")) for name in packed)
+    with tarfile.open(archive) as tar:
+        page = tar.extractfile("app/page.tsx").read()
+        odd = tar.extractfile("odd\nname").read()
+    assert page == b"export default () => 1\n"  # the work tree's, not the commit's
+    assert odd == b"odd\nname"
+    # the same release id: the archive is reused as it is
+    before = archive.read_bytes()
+    (src / "package.json").write_text('{"changed": true}')
+    again, _ = pack(src, tmp_path / "cache")
+    assert again == archive and archive.read_bytes() == before
+
+
+def test_uncommitted_changes_are_a_warning(tmp_path):
+    src = git_app(tmp_path / "src")
+    task = copy_local_task("Warn about uncommitted changes in app_src")
+    assert set(task) == {"name", "ansible.builtin.debug", "vars", "when"}
+    manifest = source_manifest(str(src), EXCLUDE)
+    assert manifest["changes"] == ["app/page.tsx", "gone.txt", "staged.ts"]
+    msg = render(task["ansible.builtin.debug"]["msg"], src, **trusted(task["vars"]))
+    assert msg.startswith("WARNING:")
+    assert msg.endswith(": app/page.tsx, gone.txt, staged.ts")
+    # at most 20 names
+    many = {**manifest, "changes": [f"f{i:02}" for i in range(25)]}
+    msg = render(task["ansible.builtin.debug"]["msg"], src, **trusted(task["vars"]),
+                 __app_release_src_files=many)  # fmt: skip
+    assert msg.endswith(": " + ", ".join(f"f{i:02}" for i in range(20)) + ", and 5 more")
+    # nothing to say for a clean work tree, nor outside git
+    git(src, "add", "-A")
+    git(src, "commit", "-qm", "all")
+    assert source_manifest(str(src), EXCLUDE)["changes"] == []
+    plain = app_tree(tmp_path / "plain", local_env=False)
+    assert source_manifest(str(plain), EXCLUDE) == {
+        "git": False, "files": [], "tar_list": "", "changes": []
+    }  # fmt: skip
+
+
+def test_git_must_track_package_json(tmp_path):
+    src = app_tree(tmp_path / "src", local_env=False)
+    git(src, "init", "-q")
+    git(src, "add", "app")
+    task = copy_local_task("Check that git tracks the app's package.json")
+    that = task["ansible.builtin.assert"]["that"]
+    check = "{{ " + that + " }}"
+    assert render(check, src) is False
+    git(src, "add", "package.json")
+    assert render(check, src) is True
