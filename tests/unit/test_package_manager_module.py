@@ -92,9 +92,14 @@ def test_an_npm_app_gets_npm_checked_and_cached(tmp_path):
         assert out["commands"] == {"npm": "bin/npm-cli.js", "npx": "bin/npx-cli.js"}
         assert Path(out["archive"]).read_bytes() == npm
         assert out["archive_sha1"] == hashlib.sha1(npm).hexdigest()
+        asked = len(hits)
         rc, again = run_module("package_manager", args, tmp_path)
         assert rc == 0 and again["archive"] == out["archive"]
-    assert sum(1 for h in hits if h.endswith(".tgz")) == 1  # the second run used the cache
+        assert len(hits) == asked  # the second run asked the registry nothing
+        Path(out["archive"]).write_bytes(b"corrupted")
+        rc, third = run_module("package_manager", args, tmp_path)
+        assert rc == 0 and Path(third["archive"]).read_bytes() == npm  # fetched anew
+    assert sum(1 for h in hits if h.endswith(".tgz")) == 2
 
 
 def test_a_pinned_pnpm_gets_exactly_its_version_and_hash(tmp_path):
