@@ -67,12 +67,17 @@ def ancestors(pid: int, procs: Mapping[int, Process]) -> set[int]:
     return out
 
 
+def shown_cmdline(argv: list[str]) -> str:
+    """A command line as reports show it: secrets masked, cut to CMD_CHARS."""
+    return shorten(" ".join(redact_argv(argv)), CMD_CHARS)
+
+
 def describe(proc: Process) -> dict[str, Any]:
     return {
         "pid": proc.pid,
         "user": proc.user,
         "cwd": proc.cwd,
-        "cmdline": shorten(" ".join(redact_argv(proc.cmdline)), CMD_CHARS),
+        "cmdline": shown_cmdline(proc.cmdline),
         "start_time": proc.start_time,
     }
 

@@ -20,9 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import Listener, Process
-from ansible_collections.hardenkit.nodeapp.plugins.module_utils.redact import redact_argv, shorten
-
-CMD_CHARS = 300
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.reap import shown_cmdline
 
 
 def _environ(path: str) -> dict[str, str] | None:
@@ -179,7 +177,7 @@ def describe(entry: Mapping[str, Any]) -> dict[str, Any]:
         "pid": entry["pid"],
         "user": entry.get("user"),
         "cwd": entry.get("cwd"),
-        "cmdline": shorten(" ".join(redact_argv(entry.get("argv") or [])), CMD_CHARS),
+        "cmdline": shown_cmdline(entry.get("argv") or []),
     }
 
 
