@@ -248,7 +248,6 @@ def main() -> None:
             with open(tmp, "wb") as fh:
                 fh.write(content)
             os.replace(tmp, path)
-    cmd = "yarn" if name == "yarn" else name
     module.exit_json(
         changed=False,
         name=name,
@@ -261,7 +260,7 @@ def main() -> None:
         archive=archive,
         archive_sha1=hashlib.sha1(data).hexdigest(),
         dir_name=f"{name}{'-berry' if flavour == 'berry' else ''}-{version}",
-        commands={cmd: entry, **EXTRA_COMMANDS.get(name, {})},
+        commands={name: entry, **EXTRA_COMMANDS.get(name, {})},
         native=name == "bun",
         warnings_found=found["warnings"],
     )
