@@ -123,23 +123,9 @@ warnings_found:
   elements: str
 """
 
-import hashlib
-import io
-import json
-import os
-import tarfile
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 
-from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pkgmanager import (
-    check_integrity,
-    detect,
-    entry_point,
-    pm_hashed_file,
-    registry_package,
-    tarball_url,
-)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pkgfetch import fetch
 
 ARGUMENT_SPEC = {
     "src": {"type": "path", "required": True},
@@ -148,122 +134,14 @@ ARGUMENT_SPEC = {
     "defaults": {"type": "dict", "required": True},
     "arch": {"type": "str", "choices": ["x64", "arm64"], "default": "x64"},
 }
-# Other commands a manager's tarball provides beside its entry point.
-EXTRA_COMMANDS = {"npm": {"npx": "bin/npx-cli.js"}}
-
-
-def _read(path: str, limit: int | None = None) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read(limit) if limit else fh.read()
-    except FileNotFoundError:
-        return None
-
-
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return None
-
-
-def _member(data: bytes, name: str) -> bytes | None:
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        try:
-            member = tar.extractfile(f"package/{name}")
-        except KeyError:
-            return None
-        return member.read() if member else None
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = module.params
-    src = p["src"]
-    raw = _read(os.path.join(src, "package.json"))
-    if raw is None:
-        module.fail_json(msg=f"app_src {src} has no package.json")
     try:
-        package_json = json.loads(raw)
-        found = detect(
-            os.listdir(src), package_json,
-            yarnrc=_read(os.path.join(src, ".yarnrc.yml")),
-            yarn_lock_head=_read(os.path.join(src, "yarn.lock"), 2048),
-        )
-        name, flavour = found["name"], found["flavour"]
-        key = "yarn_berry" if flavour == "berry" else name
-        version = found["version"] or str(p["defaults"].get(key) or "")
-        if not version:
-            module.fail_json(msg=f"no default version for {key}: set it in the defaults option")
-        package = registry_package(name, flavour, version, p["arch"])
-        entry = entry_point(name, flavour, version)
+        module.exit_json(**fetch(module.params))
     except ValueError as exc:
-        module.fail_json(msg=f"app_src {src}: {exc}")
-    except json.JSONDecodeError as exc:
-        module.fail_json(msg=f"app_src {src}: package.json is not valid JSON: {exc}")
-    pinned = found["version"] is not None
-
-    os.makedirs(p["cache_dir"], exist_ok=True)
-    archive = os.path.join(p["cache_dir"], f"{package.replace('/', '+')}-{version}.tgz")
-    registry = p["registry"].rstrip("/")
-    hashed = pm_hashed_file(name, flavour)
-
-    def check(data: bytes, integrity: str | None) -> None:
-        pm_data = _member(data, hashed) if hashed and found["hash_hex"] else None
-        check_integrity(data, integrity, found["hash_algo"], found["hash_hex"], pm_data=pm_data)
-
-    # The cache first, checked against the integrity the registry gave when it was
-    # downloaded (kept beside it): a steady run asks the registry nothing. A cached file
-    # that fails its check is downloaded anew.
-    data = None
-    cached, recorded = _read_bytes(archive), _read(f"{archive}.integrity")
-    if cached is not None and recorded:
-        try:
-            check(cached, recorded.strip())
-            data = cached
-        except ValueError:
-            data = None
-    if data is None:
-        try:
-            meta = json.load(open_url(f"{registry}/{package.replace('/', '%2F')}/{version}",
-                                      headers={"Accept": "application/json"}, timeout=60))
-            integrity = (meta.get("dist") or {}).get("integrity")
-            url = (meta.get("dist") or {}).get("tarball") or tarball_url(registry, package,
-                                                                          version)
-        except Exception as exc:
-            module.fail_json(
-                msg=f"cannot read {package}@{version} from the registry {registry}: {exc}")
-        try:
-            data = open_url(url, timeout=300).read()
-        except Exception as exc:
-            module.fail_json(msg=f"cannot download {url}: {exc}")
-        try:
-            check(data, integrity)
-        except ValueError as exc:
-            module.fail_json(msg=f"{package}@{version} from {url}: {exc}")
-        record = (integrity or "").encode()
-        for path, content in ((archive, data), (f"{archive}.integrity", record)):
-            tmp = f"{path}.tmp"
-            with open(tmp, "wb") as fh:
-                fh.write(content)
-            os.replace(tmp, path)
-    module.exit_json(
-        changed=False,
-        name=name,
-        flavour=flavour,
-        version=version,
-        pinned=pinned,
-        lockfile=found["lockfile"],
-        install_command=found["install_command"],
-        yarn_path=found["yarn_path"],
-        archive=archive,
-        archive_sha1=hashlib.sha1(data).hexdigest(),
-        dir_name=f"{name}{'-berry' if flavour == 'berry' else ''}-{version}",
-        commands={name: entry, **EXTRA_COMMANDS.get(name, {})},
-        native=name == "bun",
-        warnings_found=found["warnings"],
-    )
+        module.fail_json(msg=str(exc))
 
 
 if __name__ == "__main__":
