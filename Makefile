@@ -12,11 +12,15 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 # Targets behind an intercepting proxy must trust the control node's CA bundle.
 export HARDENKIT_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+# Official Node.js builds for the tests and the demo: nodejs.org's layout, served on
+# loopback from the npm registry's copies (scripts/node-mirror.py). Set it to
+# https://nodejs.org/dist/ to use the real thing.
+export HARDENKIT_NODE_MIRROR ?= http://127.0.0.1:48021/
 
 # Every Molecule scenario; `make test` runs them all.
 SCENARIOS := default rollback broken_server faults cluster hostile_app bare_host apps
 
-.PHONY: help setup system venv docker images lint unit molecule test test-quick demo demo-clean clean bench-diagnose bench-fleet bench
+.PHONY: help setup system venv docker images mirror lint unit molecule test test-quick demo demo-clean clean bench-diagnose bench-fleet bench
 
 help:
 	@echo "make demo        harden a local Docker container playing the broken server, show the report"
@@ -25,7 +29,7 @@ help:
 	@echo "make test-quick  lint, unit tests and the default scenario"
 	@echo "make lint | unit | molecule SCENARIOS=default | bench | bench-diagnose | bench-fleet"
 
-setup: system venv docker images
+setup: system venv docker images mirror
 
 system:
 	@scripts/install-system.sh
@@ -44,6 +48,11 @@ docker: system
 images: docker
 	@scripts/build-images.sh
 
+mirror: system
+	@case "$$HARDENKIT_NODE_MIRROR" in http://127.0.0.1:*) \
+	  HARDENKIT_NODE_MIRROR_PORT=$$(echo "$$HARDENKIT_NODE_MIRROR" | sed 's|.*:\([0-9]*\)/*$$|\1|') \
+	  scripts/node-mirror.py >/dev/null;; esac
+
 lint: venv
 	yamllint --strict .
 	ansible-lint --profile production
@@ -51,7 +60,7 @@ lint: venv
 
 # Debian's nginx binary, unpacked into .cache/nginx (not installed): `nginx -t` on the
 # rendered templates and a live load balancer on loopback.
-unit: venv
+unit: venv mirror
 	HARDENKIT_NGINX="$$(scripts/fetch-nginx.sh)" pytest
 
 # `faults` measures recovery times, so it runs alone; the other five run two at a time

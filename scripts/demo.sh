@@ -59,7 +59,10 @@ ansible-playbook playbooks/diagnose.yml -e "hardenkit_reports_dir=$reports" >/tm
 findings before
 
 say "ansible-playbook harden.yml"
-ansible-playbook harden.yml -e "hardenkit_reports_dir=$reports"
+# The Makefile's local Node.js mirror where nodejs.org is out of reach (HARDENKIT_NODE_MIRROR).
+mirror=()
+[[ -n "${HARDENKIT_NODE_MIRROR:-}" ]] && mirror=(-e "node_runtime_mirror=$HARDENKIT_NODE_MIRROR")
+ansible-playbook harden.yml -e "hardenkit_reports_dir=$reports" "${mirror[@]}"
 
 say "Diagnosis after"
 findings after

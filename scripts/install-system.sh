@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test rig and the demo need on the control node:
 # the Docker engine (docker.io), debootstrap (base images), python3-venv (.venv),
-# tar and git. Installs only what is missing; needs root (or sudo) for that.
+# tar, git and xz (the local Node.js mirror). Installs only what is missing; needs root
+# (or sudo) for that.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ have_cmd docker || need+=(docker.io)
 have_cmd debootstrap || [[ -x /usr/sbin/debootstrap ]] || need+=(debootstrap)
 have_cmd tar || need+=(tar)
 have_cmd git || need+=(git)
+have_cmd xz || need+=(xz-utils)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [[ ${#need[@]} -eq 0 ]]; then

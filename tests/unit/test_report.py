@@ -78,6 +78,7 @@ REPORT_KEYS = {
     "after",
     "failed_release",
     "changed",
+    "node",
     "sandbox_left_out",
     "regressions",
     "improvements",
@@ -255,6 +256,7 @@ def make_report(
     generated_at: str = "2026-02-10T10:02:00Z",
     failed: dict | None = None,
     sandbox_left_out: list[dict] | None = None,
+    node: dict | None = None,
 ) -> dict:
     """The document tasks/report.yml assembles (test_role_end_to_end checks the keys)."""
     cmp = compare(before, after if after is not None else before, reloads, outcome or None)
@@ -273,6 +275,7 @@ def make_report(
         "after": after,
         "failed_release": failed,
         "changed": changed or [],
+        "node": node or {"version": None, "method": None, "source": None, "spec": None},
         "sandbox_left_out": sandbox_left_out or [],
         "regressions": cmp["regressions"],
         "improvements": cmp["improvements"],
@@ -577,6 +580,29 @@ def test_sandbox_left_out_is_named(pair, lang):
     assert "PrivateUsers=yes" in notes
     assert "217/USER; Failed to set up user namespacing" in notes
     assert "PrivateUsers" not in render(make_report(*pair), lang)
+
+
+NODES = [
+    ({"version": "24.22.3", "method": "official", "source": "the newest LTS", "spec": None},
+     "node_newest", {"version": "24.22.3"}),
+    ({"version": "22.23.5", "method": "official", "source": ".nvmrc", "spec": "lts/jod"},
+     "node_from", {"version": "22.23.5", "source": ".nvmrc", "spec": "lts/jod"}),
+    ({"version": "18.20.4", "method": "distro", "source": None, "spec": None},
+     "distro", {"version": "18.20.4"}),
+]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(("node", "key", "args"), NODES, ids=["newest-lts", "nvmrc", "distro"])
+def test_the_node_version_and_what_decided_it(pair, lang, node, key, args):
+    meta = I18N[lang]["meta"]
+    wording = meta["node_method"][key] if key == "distro" else meta[key]
+    md = render(make_report(*pair, node=node), lang)
+    assert f"| {meta['node']} | {wording % args} |" in md
+
+
+def test_no_node_row_before_node_is_installed(pair):
+    assert "| Node.js |" not in render(make_report(*pair), "en")
 
 
 @pytest.mark.parametrize("lang", LANGS)
