@@ -29,6 +29,9 @@ GOOD = {
     "app_src": APP,
     "app_script": "dist/server.js",
     "app_script_args": "",
+    # The Makefile's local Node.js mirror (scripts/node-mirror.py): the version is decided
+    # against its release list in validation.
+    "node_runtime_mirror": os.environ.get("HARDENKIT_NODE_MIRROR", "http://127.0.0.1:48021/"),
 }
 
 # The tasks of harden.yml's first plays that refuse bad input.
@@ -55,10 +58,22 @@ CASES = [
     ("tarball-without-sha", {"node_runtime_install_method": "tarball",
                              "node_runtime_tarball_url": "https://example.invalid/node.tgz"},
      "node_runtime_tarball_sha256"),
+    ("node-version-no-release", {"node_runtime_version": "19"},
+     "node_runtime_version asks for Node.js '19'"),
+    ("node-version-not-a-spec", {"node_runtime_version": "twenty-two"}, "node_runtime_version"),
+    ("nvmrc-names-no-lts-line", {"app_src": str(APPS / "nvmrc-typo")},
+     "no Node.js LTS line is called 'hydrogem'"),
+    ("engines-node-allows-no-release", {"app_src": str(APPS / "engines-too-new")},
+     "package.json engines.node in"),
+    ("node-mirror-unreachable", {"node_runtime_mirror": "http://127.0.0.1:9/"},
+     "set node_runtime_mirror"),
+    ("node-mirror-not-a-url", {"node_runtime_mirror": "nodejs.org/dist"}, "node_runtime_mirror"),
     ("negative-instances", {"pm2_instances": -1}, "pm2_instances"),
     ("memory-fraction", {"pm2_memory_fraction": 1.5}, "pm2_memory_fraction"),
     ("app-env-not-a-mapping", {"app_env": "DATABASE_URL=x"}, "app_env"),
     ("app-env-bad-key", {"app_env": {"BAD-KEY": "x"}}, "app_env"),
+    ("app-env-node-options", {"app_env": {"NODE_OPTIONS": "--max-old-space-size=4096"}},
+     "app_env must not set NODE_OPTIONS"),
     ("tls-without-certificate", {"nginx_proxy_tls_enabled": True}, "nginx_proxy_tls_certificate"),
     ("bad-rate-limit", {"nginx_proxy_rate_limit": "fast"}, "nginx_proxy_rate_limit"),
     ("bad-body-size", {"nginx_proxy_client_max_body_size": "ten megs"},
@@ -72,6 +87,8 @@ CASES = [
     ("root-as-app-root", {"app_root": "/"}, "app_root"),
     ("root-as-app-user", {"app_user": "root"}, "app_user"),
     ("keep-one-release", {"app_release_keep": 1}, "app_release_keep"),
+    ("progress-every-0-seconds", {"app_release_progress_interval": 0},
+     "app_release_progress_interval"),
     ("bad-logrotate-size", {"logrotate_max_size": "lots"}, "logrotate_max_size"),
     ("watchdog-interval-1", {"watchdog_interval": 1}, "watchdog_interval"),
     ("watchdog-webhook-ftp", {"watchdog_webhook_url": "ftp://alerts.invalid/"},
