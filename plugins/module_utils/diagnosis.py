@@ -38,6 +38,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.logscan import (
     scan_file,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.nextbuild import read_inside
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.nginxconf import error_logs
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2 import query_pm2
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
     probe_host,
@@ -83,6 +84,8 @@ class DiagnoseOptions:
     probe_timeout: float = 5.0
     thresholds: dict[str, float] = field(default_factory=dict)
     required_files: list[str] = field(default_factory=list)
+    proxy_site: str = ""
+    nginx_conf_dir: str = "/etc/nginx"
     proc_root: str = "/proc"
 
     def resolved_pm2_home(self) -> str:
@@ -93,6 +96,7 @@ class DiagnoseOptions:
             os.path.join(self.resolved_pm2_home(), "logs", "*.log"),
             os.path.join(self.app_root, "shared", "logs", "*.log"),
             "/var/log/nginx/error.log",
+            f"/var/log/nginx/hardenkit-{self.app_name}.error.log",  # the kit's site
         ]
 
 
@@ -274,15 +278,37 @@ def output_files(pid: int, proc_root: str = "/proc") -> list[str]:
     return found
 
 
+def collect_nginx(opts: DiagnoseOptions, errors: list[str]) -> dict[str, Any]:
+    """Nginx's configuration as the diagnosis needs it: the error logs it names, and
+    whether the kit's site for the app is enabled (then a proxy is expected to answer)."""
+    logs, files, problems = error_logs(opts.nginx_conf_dir)
+    errors.extend(problems)
+    # lexists: a dangling link in sites-enabled is still the kit's site, one Nginx fails on.
+    present = bool(opts.proxy_site) and os.path.lexists(opts.proxy_site)
+    return {
+        "conf_dir": opts.nginx_conf_dir,
+        "conf_files": files,
+        "error_logs": logs,
+        "site": opts.proxy_site or None,
+        "site_present": present,
+    }
+
+
 def collect_logs(
-    opts: DiagnoseOptions, pm2: dict[str, Any], processes: list[dict[str, Any]] | None = None
+    opts: DiagnoseOptions,
+    pm2: dict[str, Any],
+    processes: list[dict[str, Any]] | None = None,
+    nginx_logs: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Scan logs and check their rotation. Returns (logs, logrotate, log dirs).
 
     Besides the configured paths and PM2's, the files the app's own processes write their
-    output to are logs too: a dev server started with ``>> dev.log`` grows that file.
+    output to are logs too: a dev server started with ``>> dev.log`` grows that file. So
+    are the ``error_log`` files Nginx's configuration names (``nginx_logs``): a site's
+    upstream errors go to its own error log, not to Nginx's main one.
     """
     patterns = list(opts.log_paths) if opts.log_paths is not None else opts.default_log_paths()
+    patterns += [p for p in nginx_logs or [] if p not in patterns]
     for row in processes or []:
         if row.get("in_scope") and not row.get("manager"):
             patterns += [p for p in output_files(row["pid"], opts.proc_root) if p not in patterns]
@@ -391,7 +417,10 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     )
     facts["release"] = live_release(current)
     facts["release_dir"] = live_release_dir(current)
-    facts["logs"], facts["logrotate"], log_dirs = collect_logs(opts, facts["pm2"], processes)
+    facts["nginx"] = collect_nginx(opts, errors)
+    facts["logs"], facts["logrotate"], log_dirs = collect_logs(
+        opts, facts["pm2"], processes, facts["nginx"]["error_logs"]
+    )
     facts["disk"] = disk_usage([opts.app_root, pm2_home, *log_dirs])
     probes = probe_all(opts, listeners)
     facts["errors"] = errors

@@ -29,6 +29,7 @@ CODES = (
     "dev_mode",
     "build_missing",
     "route_failed",
+    "proxy_down",
     "log_errors",
     "no_process_manager",
     "app_exposed",
@@ -236,15 +237,18 @@ def _listening(listeners: list[Mapping[str, Any]], port: int | None) -> bool:
 
 
 def find_route_failed(
-    probes: list[Mapping[str, Any]], listeners: list[Mapping[str, Any]], proxy_port: int | None
+    probes: list[Mapping[str, Any]],
+    listeners: list[Mapping[str, Any]],
+    proxy_port: int | None,
+    proxy_down: bool = False,
 ) -> list[Finding]:
     """A probe answered other than expected, or not at all.
 
-    Proxy probes count only when something listens on the proxy port; a missing proxy is
-    ``no_reverse_proxy``, and reporting each of its routes as failed too would say the
-    same thing twice.
+    Proxy probes count only when something listens on the proxy port and the proxy is not
+    down as a whole: a missing proxy is ``no_reverse_proxy``, a failed one ``proxy_down``,
+    and reporting each of its routes as failed too would say the same thing twice.
     """
-    proxy_up = _listening(listeners, proxy_port)
+    proxy_up = _listening(listeners, proxy_port) and not proxy_down
     failed = [p for p in probes if not p.get("ok") and (p.get("via") != "proxy" or proxy_up)]
     if not failed:
         return []
@@ -259,10 +263,80 @@ def find_route_failed(
     ]
 
 
-def find_no_reverse_proxy(
-    probes: list[Mapping[str, Any]], listeners: list[Mapping[str, Any]], proxy_port: int | None
+def proxy_down_cause(
+    probes: list[Mapping[str, Any]],
+    listeners: list[Mapping[str, Any]],
+    proxy_port: int | None,
+    nginx: Mapping[str, Any] | None,
+) -> str | None:
+    """Why the kit's proxy gives clients no answer, or None when it is not down.
+
+    Only where the kit's site is enabled (``nginx.site_present``): there a proxy is part of
+    the host, and no answer through it is an outage, not a missing feature. Down means
+    that no probe through the proxy passed and each failed for the proxy's own reason: no
+    HTTP answer at all, or a 5xx on a path the app itself answers below 500 (a 5xx the app
+    sends is passed on by Nginx, and is the app's, for ``route_failed``).
+    """
+    if not (nginx or {}).get("site_present"):
+        return None
+    proxied = [p for p in probes if p.get("via") == "proxy"]
+    if not proxied or any(p.get("ok") for p in proxied):
+        return None
+    if not _listening(listeners, proxy_port):
+        return f"nothing listens on port {proxy_port}"
+    if all(p.get("status") is None for p in proxied):
+        return f"port {proxy_port} takes connections but gives no HTTP answer"
+    direct = {p.get("path"): p.get("status") for p in probes if p.get("via") == "direct"}
+    by_status: dict[int | None, list[str]] = defaultdict(list)
+    for p in proxied:
+        status, app = p.get("status"), direct.get(p.get("path"))
+        if status is not None and not (status >= 500 and app is not None and app < 500):
+            return None
+        by_status[status].append(str(p.get("path")))
+    answers = [
+        f"{status} for {', '.join(paths)}"
+        for status, paths in sorted(by_status.items(), key=lambda kv: kv[0] or 0)
+        if status is not None
+    ]
+    cause = f"Nginx answers {' and '.join(answers)}"
+    if None in by_status:
+        cause += f", nothing for {', '.join(by_status[None])}"
+    return f"{cause}: it cannot reach the app"
+
+
+def find_proxy_down(
+    probes: list[Mapping[str, Any]],
+    listeners: list[Mapping[str, Any]],
+    proxy_port: int | None,
+    nginx: Mapping[str, Any] | None,
 ) -> list[Finding]:
-    """Nothing proxies HTTP to the app: the proxy port is closed, or takes no connection."""
+    """The kit's proxy is enabled but gives clients no answer (``proxy_down_cause``)."""
+    cause = proxy_down_cause(probes, listeners, proxy_port, nginx)
+    if cause is None:
+        return []
+    evidence = [f"the kit's site {(nginx or {}).get('site')} is enabled"]
+    evidence += [_probe_line(p) for p in probes if p.get("via") == "proxy"]
+    answered = [p for p in probes if p.get("via") == "direct" and p.get("status") is not None]
+    if answered:
+        evidence.append(
+            "the app answers directly: "
+            + ", ".join(f"{p.get('path')} {p.get('status')}" for p in answered)
+        )
+    return [finding("proxy_down", CRITICAL, f"clients get no answer: {cause}", evidence)]
+
+
+def find_no_reverse_proxy(
+    probes: list[Mapping[str, Any]],
+    listeners: list[Mapping[str, Any]],
+    proxy_port: int | None,
+    proxy_down: bool = False,
+) -> list[Finding]:
+    """Nothing proxies HTTP to the app: the proxy port is closed, or takes no connection.
+
+    Not where the kit's proxy is expected and down: ``proxy_down`` says so, as a critical.
+    """
+    if proxy_down:
+        return []
     if not _listening(listeners, proxy_port):
         return [
             finding(
@@ -580,11 +654,14 @@ def evaluate(
     found += find_duplicates(processes)
     found += find_dev_mode(processes)
     found += find_build_missing(facts.get("build"))
-    found += find_route_failed(probes, listeners, proxy_port)
+    nginx = facts.get("nginx")
+    down = proxy_down_cause(probes, listeners, proxy_port, nginx) is not None
+    found += find_route_failed(probes, listeners, proxy_port, down)
+    found += find_proxy_down(probes, listeners, proxy_port, nginx)
     found += find_log_errors(facts.get("logs"))
     found += find_no_process_manager(listeners, facts.get("pm2"), app_port, app_name)
     found += find_app_exposed(listeners, app_port)
-    found += find_no_reverse_proxy(probes, listeners, proxy_port)
+    found += find_no_reverse_proxy(probes, listeners, proxy_port, down)
     found += find_no_log_rotation(facts.get("logrotate"))
     found += find_memory_high(facts.get("memory"), th)
     found += find_disk_high(facts.get("disk"), th)

@@ -26,8 +26,12 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "unhandled rejection": re.compile(
         r"UnhandledPromiseRejection|Unhandled Rejection|unhandledRejection"
     ),
+    # Nginx failing to reach or hear from the app. "connect() to <peer> failed" is the
+    # immediate failure (a unix socket, or a refusal on connect itself), "connect() failed"
+    # the one found later; a reset reads as a recv() failure.
     "upstream": re.compile(
-        r"connect\(\) failed|upstream prematurely closed|no live upstreams|upstream timed out"
+        r"connect\(\) (?:to \S+ )?failed|upstream prematurely closed|no live upstreams"
+        r"|upstream timed out|recv\(\) failed \([^)]*\) while reading response header from upstream"
     ),
 }
 

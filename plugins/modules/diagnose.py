@@ -89,6 +89,25 @@ options:
   proxy_host_header:
     description: C(Host) header for probes through the proxy (its C(server_name)).
     type: str
+  proxy_site:
+    description:
+      - The enabled Nginx site file of the kit's proxy for this app, for example
+        C(/etc/nginx/sites-enabled/hardenkit-workbot.conf). Where it exists (a dangling
+        link counts), a proxy is expected to answer. When no probe through it passes,
+        because nothing there gives an HTTP answer or Nginx answers 5xx on paths the app
+        itself answers below 500, the finding is C(proxy_down), critical, instead of
+        C(no_reverse_proxy).
+      - Empty, the default, for a host where no proxy is expected yet.
+    type: path
+    default: ""
+  nginx_conf_dir:
+    description:
+      - Nginx's configuration directory. The C(error_log) files that C(nginx.conf) and
+        the files it includes name are scanned with O(log_paths), besides them (C(stderr),
+        C(syslog), C(memory) targets, C(/dev/null) and relative paths are left out).
+      - Without C(nginx.conf) there (no Nginx) nothing is added.
+    type: path
+    default: /etc/nginx
   pm2_home:
     description: C(PM2_HOME) of the app's PM2. Defaults to C(<app_root>/.pm2).
     type: path
@@ -99,8 +118,11 @@ options:
   log_paths:
     description:
       - App, PM2 and nginx error logs to scan; glob patterns allowed.
-      - Defaults to C(<pm2_home>/logs/*.log), C(<app_root>/shared/logs/*.log) and
-        C(/var/log/nginx/error.log). The log files PM2 reports are always added.
+      - Defaults to C(<pm2_home>/logs/*.log), C(<app_root>/shared/logs/*.log),
+        C(/var/log/nginx/error.log) and the kit's site error log
+        C(/var/log/nginx/hardenkit-<app_name>.error.log). The log files PM2 reports and
+        the C(error_log) files of the Nginx configuration in O(nginx_conf_dir) are always
+        added.
     type: list
     elements: path
   log_tail_lines:
@@ -180,6 +202,8 @@ facts:
       C(cwd), C(user), C(start_time), C(rss_kb), C(manager) C(pm2)/C(systemd)/null,
       C(in_scope) C(cwd)/C(package)/C(port)/null and C(dev), the dev tool if any),
       C(pm2) (C(running), C(queried), C(error), C(processes) without environment),
+      C(nginx) (C(conf_dir), C(conf_files) read, C(error_logs) they name, C(site) and
+      C(site_present), from O(proxy_site)),
       C(build) (C(current), C(build_id), C(missing), C(ok)), C(release) (the
       release id C(<app_root>/current) links to, or null), C(release_dir) (the
       directory it resolves to, or null), C(logs) (per file
@@ -226,7 +250,7 @@ probes:
 findings:
   description:
     - Problems found, critical first. C(code) is one of C(duplicate_processes),
-      C(dev_mode), C(build_missing), C(route_failed), C(log_errors),
+      C(dev_mode), C(build_missing), C(route_failed), C(proxy_down), C(log_errors),
       C(no_process_manager), C(app_exposed), C(no_reverse_proxy), C(no_log_rotation),
       C(memory_high), C(disk_high), C(load_high), C(crash_loop), C(stale_workers).
   returned: always
@@ -285,6 +309,8 @@ ARGUMENT_SPEC = {
     "proxy_port": {"type": "int", "default": 80},
     "proxy_scheme": {"type": "str", "choices": ["http", "https"], "default": "http"},
     "proxy_host_header": {"type": "str"},
+    "proxy_site": {"type": "path", "default": ""},
+    "nginx_conf_dir": {"type": "path", "default": "/etc/nginx"},
     "pm2_home": {"type": "path"},
     "pm2_bin": {"type": "str", "default": "pm2"},
     "log_paths": {"type": "list", "elements": "path"},
@@ -306,6 +332,11 @@ def build_options(params: dict) -> DiagnoseOptions:
     timeout = params["probe_timeout"]
     if not 0 < timeout <= 120:
         raise OptionError(f"probe_timeout must be > 0 and <= 120 seconds, got {timeout:g}")
+    for name in ("proxy_site", "nginx_conf_dir"):
+        if params[name] and not params[name].startswith("/"):
+            raise OptionError(f"{name} must be an absolute path, got {params[name]!r}")
+    if not params["nginx_conf_dir"]:
+        raise OptionError("nginx_conf_dir must not be empty")
     for idx, rel in enumerate(params["required_files"]):
         if rel.startswith("/") or ".." in rel.split("/"):
             raise OptionError(
@@ -330,6 +361,8 @@ def build_options(params: dict) -> DiagnoseOptions:
         probe_timeout=timeout,
         thresholds=merge_thresholds(params["thresholds"]),
         required_files=list(params["required_files"]),
+        proxy_site=params["proxy_site"] or "",
+        nginx_conf_dir=params["nginx_conf_dir"],
     )
 
 

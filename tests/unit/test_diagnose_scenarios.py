@@ -253,3 +253,125 @@ def test_live_release_is_read_from_the_link(tmp_path):
     current.mkdir()  # a directory, not a link: no release can be named
     assert live_release(str(current)) is None
     assert diagnosis.live_release_dir(str(current)) is None
+
+
+# --- the kit's proxy down on a hardened host ----------------------------------------------
+
+
+def kit_nginx(base):
+    """/etc/nginx with the kit's site enabled, and a logrotate config for its logs.
+
+    Returns ``(conf_dir, site, log_dir)``.
+    """
+    conf, logs = base / "etc" / "nginx", base / "var" / "log" / "nginx"
+    (conf / "sites-enabled").mkdir(parents=True)
+    logs.mkdir(parents=True)
+    (conf / "nginx.conf").write_text(
+        f"error_log {logs}/error.log;\nhttp {{\n    include {conf}/sites-enabled/*;\n}}\n"
+    )
+    site = conf / "sites-enabled" / "hardenkit-workbot.conf"
+    site.write_text(
+        "server {\n    listen 80 default_server;\n"
+        f"    error_log {logs}/hardenkit-workbot.error.log warn;\n"
+        "    location / { proxy_pass http://workbot_app; }\n}\n"
+    )
+    (base / "logrotate.d" / "nginx").write_text(f"{logs}/*.log {{\n    daily\n}}\n")
+    return conf, site, logs
+
+
+def drop_listener(proc, port):
+    """Take ``port``'s LISTEN rows out of the fake /proc/net/tcp(6): Nginx stopped."""
+    for name in ("tcp", "tcp6"):
+        table = proc / "net" / name
+        head, *rows = table.read_text().splitlines(keepends=True)
+        kept = [row for row in rows if not row.split()[1].endswith(f":{port:04X}")]
+        table.write_text("".join([head, *kept]))
+
+
+@pytest.fixture
+def kit_host(tmp_path, http_server, monkeypatch):
+    """The hardened host with the kit's Nginx site; ``make(proxy)`` diagnoses it with the
+    given proxy: a server, or None for Nginx stopped (nothing listens on its port)."""
+    jlist = parse_jlist(fixture_text("pm2", "jlist_healthy.json"), 1770717600000)
+
+    def fake_query(pm2_bin, pm2_home, app_user, timeout=20.0, proc_root="/proc"):
+        return {
+            "home": pm2_home,
+            "running": True,
+            "queried": True,
+            "note": "PM2 daemon pid 2290",
+            "error": None,
+            "processes": jlist,
+        }
+
+    monkeypatch.setattr(diagnosis, "query_pm2", fake_query)
+
+    def make(proxy, error_log=""):
+        app = http_server()
+        proxy_port = proxy.server_port if proxy else free_port()
+        app_root, proc = build_hardened_host(tmp_path, app.server_port, proxy_port)
+        conf, site, logs = kit_nginx(tmp_path)
+        (logs / "hardenkit-workbot.error.log").write_text(error_log)
+        if proxy is None:
+            drop_listener(proc, proxy_port)
+        opts = DiagnoseOptions(
+            app_name="workbot",
+            app_root=str(app_root),
+            app_port=app.server_port,
+            package_name="workbot",
+            probes=PROBES,
+            proxy_port=proxy_port,
+            proxy_host_header="workbot.example.com",
+            logrotate_dir=str(tmp_path / "logrotate.d"),
+            probe_timeout=3,
+            thresholds=THRESHOLDS,
+            proxy_site=str(site),
+            nginx_conf_dir=str(conf),
+            proc_root=str(proc),
+        )
+        return diagnose(opts), proxy_port, logs
+
+    return make
+
+
+UPSTREAM_REFUSED = (
+    "2026/02/10 09:14:02 [error] 2420#2420: *88 connect() failed (111: Connection refused) "
+    "while connecting to upstream, client: 203.0.113.9, server: workbot.example.com, "
+    'request: "GET / HTTP/1.1", upstream: "http://127.0.0.1:5000/", host: "workbot.example.com"\n'
+)
+
+
+def test_kit_host_all_good_has_no_findings(kit_host, http_server):
+    result, _, logs = kit_host(http_server())
+    assert result["findings"] == []
+    nginx = result["facts"]["nginx"]
+    assert nginx["site_present"] is True
+    assert nginx["error_logs"] == [f"{logs}/error.log", f"{logs}/hardenkit-workbot.error.log"]
+    scanned = [scan["path"] for scan in result["facts"]["logs"]["files"]]
+    assert f"{logs}/hardenkit-workbot.error.log" in scanned
+
+
+def test_nginx_stopped_is_critical(kit_host):
+    result, proxy_port, _ = kit_host(None)
+    found = by_code(result)
+    assert {c: f["severity"] for c, f in found.items()} == {"proxy_down": "critical"}
+    assert found["proxy_down"]["summary"] == (
+        f"clients get no answer: nothing listens on port {proxy_port}"
+    )
+    assert all(p["ok"] for p in result["probes"] if p["via"] == "direct")
+
+
+def test_nginx_answering_502_is_critical_and_its_log_is_read(kit_host, http_server):
+    result, _, logs = kit_host(http_server(default=502), UPSTREAM_REFUSED)
+    found = by_code(result)
+    assert {c: f["severity"] for c, f in found.items()} == {
+        "proxy_down": "critical",
+        "log_errors": "warning",
+    }
+    assert found["proxy_down"]["summary"] == (
+        "clients get no answer: Nginx answers 502 for /, /login, /api/health: "
+        "it cannot reach the app"
+    )
+    assert found["log_errors"]["evidence"][0].startswith(
+        f"upstream x1 in {logs}/hardenkit-workbot.error.log"
+    )

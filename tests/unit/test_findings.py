@@ -316,6 +316,50 @@ def proxy_502(facts, probes):
             p.update(status=502, ok=False)
 
 
+KIT_SITE = "/etc/nginx/sites-enabled/hardenkit-workbot.conf"
+
+
+def kit_site(facts, probes):
+    # the host was hardened: the kit's Nginx site for the app is enabled
+    facts["nginx"] = {
+        "conf_dir": "/etc/nginx",
+        "conf_files": ["/etc/nginx/nginx.conf", KIT_SITE],
+        "error_logs": ["/var/log/nginx/error.log", "/var/log/nginx/hardenkit-workbot.error.log"],
+        "site": KIT_SITE,
+        "site_present": True,
+    }
+
+
+def both(*mutations):
+    def mutate(facts, probes):
+        for m in mutations:
+            m(facts, probes)
+
+    return mutate
+
+
+def proxy_all(status, error=None):
+    def mutate(facts, probes):
+        for p in probes:
+            if p["via"] == "proxy":
+                p.update(status=status, ok=False, error=error)
+
+    return mutate
+
+
+# The outage of the report: Nginx stopped on a hardened host, the app fine behind it.
+nginx_stopped = both(kit_site, proxy_closed)
+nginx_deaf = both(kit_site, proxy_deaf)
+nginx_502 = both(kit_site, proxy_all(502))
+
+
+def app_500_passed_on(facts, probes):
+    # the app itself answers 500 on /api/health and Nginx passes it on; the rest is fine
+    for p in probes:
+        if p["path"] == "/api/health":
+            p.update(status=500, ok=False)
+
+
 def incident_logs(facts, probes):
     facts["logs"] = scans("workbot-error.log", "nginx-error.log")
 
@@ -458,6 +502,22 @@ TRIGGERS = [
     ("API 404", api_404, "route_failed", "critical"),
     ("app down", app_down, "route_failed", "critical"),
     ("proxy answers 502", proxy_502, "route_failed", "critical"),
+    ("app down behind the kit's Nginx", both(kit_site, app_down), "route_failed", "critical"),
+    ("Nginx stopped on a hardened host", nginx_stopped, "proxy_down", "critical"),
+    ("the kit's port 80 gives no HTTP answer", nginx_deaf, "proxy_down", "critical"),
+    ("the kit's Nginx answers 502 everywhere", nginx_502, "proxy_down", "critical"),
+    (
+        "the kit's Nginx answers 504 and nothing",
+        both(kit_site, proxy_all(504), lambda f, p: p[-1].update(status=None, error="timed out")),
+        "proxy_down",
+        "critical",
+    ),
+    (
+        "Nginx and the app both stopped",
+        both(kit_site, app_down, proxy_closed),
+        "proxy_down",
+        "critical",
+    ),
     ("incident logs", incident_logs, "log_errors", "warning"),
     ("listener not managed", unmanaged_listener, "no_process_manager", "critical"),
     ("nothing runs at all", nothing_anywhere, "no_process_manager", "critical"),
@@ -505,6 +565,19 @@ MUST_NOT = [
     ("complete build", None, "build_missing"),
     ("all probes pass", None, "route_failed"),
     ("a closed proxy is not also a failed route", proxy_closed, "route_failed"),
+    ("a down proxy is not also failed routes", nginx_502, "route_failed"),
+    ("no kit site: port 80 closed is no_reverse_proxy", proxy_closed, "proxy_down"),
+    ("no kit site: no HTTP answer is no_reverse_proxy", proxy_deaf, "proxy_down"),
+    ("no kit site: 502 everywhere", proxy_all(502), "proxy_down"),
+    ("the kit's Nginx answers", kit_site, "proxy_down"),
+    ("the kit's Nginx answers 502 on one path", both(kit_site, proxy_502), "proxy_down"),
+    ("502 because the app is down", both(kit_site, app_down), "proxy_down"),
+    ("the app's own 500 passed on", both(kit_site, app_500_passed_on), "proxy_down"),
+    (
+        "the site file named but absent",
+        both(kit_site, lambda f, p: f["nginx"].update(site_present=False), proxy_closed),
+        "proxy_down",
+    ),
     ("clean logs", None, "log_errors"),
     ("listener under PM2", None, "no_process_manager"),
     ("down, but PM2 has the app", down_but_pm2_knows, "no_process_manager"),
@@ -513,6 +586,8 @@ MUST_NOT = [
     ("loopback only", loopback_v6, "app_exposed"),
     ("nginx answers", None, "no_reverse_proxy"),
     ("nginx answers 502", proxy_502, "no_reverse_proxy"),
+    ("Nginx stopped on a hardened host is proxy_down", nginx_stopped, "no_reverse_proxy"),
+    ("no HTTP answer on a hardened host is proxy_down", nginx_deaf, "no_reverse_proxy"),
     ("everything rotated", None, "no_log_rotation"),
     ("memory 84.9%", memory_pct(84.9), "memory_high"),
     ("incident memory 81%", memory_pct(81.0), "memory_high"),
@@ -572,6 +647,50 @@ def test_route_failed_evidence():
     [rf] = [f for f in run(app_down) if f["code"] == "route_failed"]
     assert "GET /api/health via direct: connection refused (expected 200)" in rf["evidence"]
     assert "GET / via proxy: 502 (expected 200)" in rf["evidence"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "summary"),
+    [
+        (nginx_stopped, "clients get no answer: nothing listens on port 80"),
+        (nginx_deaf, "clients get no answer: port 80 takes connections but gives no HTTP answer"),
+        (
+            nginx_502,
+            "clients get no answer: Nginx answers 502 for /, /login, /api/health: "
+            "it cannot reach the app",
+        ),
+        (
+            both(kit_site, proxy_all(502), lambda f, p: p[-1].update(status=None)),
+            "clients get no answer: Nginx answers 502 for /, /login, nothing for /api/health: "
+            "it cannot reach the app",
+        ),
+    ],
+    ids=["closed", "no HTTP answer", "502", "502 and nothing"],
+)
+def test_proxy_down_names_the_cause_once(mutate, summary):
+    found = run(mutate)
+    # one finding says it: not also no_reverse_proxy, nor the proxy's routes as route_failed
+    assert codes(found) == {"proxy_down": "critical"}, found
+    [down] = found
+    assert down["summary"] == summary
+    assert down["evidence"][0] == f"the kit's site {KIT_SITE} is enabled"
+    assert down["evidence"][-1] == "the app answers directly: / 200, /login 200, /api/health 200"
+    assert sum(line.startswith("GET ") and "via proxy" in line for line in down["evidence"]) == 3
+
+
+def test_proxy_down_beside_the_app_down():
+    # both stopped: the proxy's outage once, the app's routes once, nothing about "no proxy"
+    found = {f["code"]: f for f in run(both(kit_site, app_down, proxy_closed))}
+    assert set(found) == {"proxy_down", "route_failed"}
+    assert all("via direct" in e for e in found["route_failed"]["evidence"])
+    assert not any("the app answers" in e for e in found["proxy_down"]["evidence"])
+
+
+def test_no_kit_site_keeps_no_reverse_proxy_as_it_was():
+    # the incident's case: an unhardened host serving the app directly
+    [nrp] = run(proxy_closed)
+    assert (nrp["code"], nrp["severity"]) == ("no_reverse_proxy", "warning")
+    assert nrp["summary"] == "nothing listens on the proxy port 80"
 
 
 def test_heap_out_of_memory_is_still_a_warning():

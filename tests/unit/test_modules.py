@@ -115,6 +115,9 @@ def params(**overrides):
         ({"probe_timeout": 0.0}, "probe_timeout must be > 0"),
         ({"required_files": ["../etc/passwd"]}, r"required_files\[0\] must be relative"),
         ({"thresholds": {"disk_warn_pct": 99}}, r"thresholds\.disk_warn_pct"),
+        ({"proxy_site": "sites-enabled/x.conf"}, "proxy_site must be an absolute path"),
+        ({"nginx_conf_dir": "etc/nginx"}, "nginx_conf_dir must be an absolute path"),
+        ({"nginx_conf_dir": ""}, "nginx_conf_dir must not be empty"),
     ],
 )
 def test_diagnose_build_options_errors(overrides, message):
@@ -128,6 +131,11 @@ def test_diagnose_build_options_defaults():
     assert opts.probes == [{"path": "/", "status": 200}]
     assert opts.thresholds == DEFAULT_THRESHOLDS
     assert opts.app_port == 5000 and opts.proxy_port == 80
+    # No proxy is expected unless the caller names the kit's site; Nginx's own config root.
+    assert opts.proxy_site == "" and opts.nginx_conf_dir == "/etc/nginx"
+    assert "/var/log/nginx/hardenkit-workbot.error.log" in opts.default_log_paths()
+    site = "/etc/nginx/sites-enabled/hardenkit-workbot.conf"
+    assert diagnose.build_options(params(proxy_site=site)).proxy_site == site
 
 
 def test_diagnose_module_names_bad_probe(tmp_path):
