@@ -19,9 +19,14 @@ description:
   - Some hosts cannot apply every protection. Where root lacks C(CAP_SYS_PTRACE) (some
     container and LXC hosts) C(PrivateUsers=yes) with C(ProtectProc=invisible) fails with
     C(217/USER), and a unit that has both never starts.
+  - With O(cache), the result is kept in that file (root's alone) beside what it depends
+    on (the settings, the user, the kernel, systemd, root's capabilities and the boot), and
+    a later run with all of them the same starts no unit. Put it under C(/run), so that a
+    boot starts afresh.
   - Changes nothing on the host (the units are transient and collected), so it runs the
-    same in check mode. When O(user) does not exist yet (check mode on a new host), it
-    returns O(settings) unprobed, with C(probed=false).
+    same in check mode (which reads the cache but does not write it). When O(user) does not
+    exist yet (check mode on a new host), it returns O(settings) unprobed, with
+    C(probed=false).
 author:
   - hardenkit developers
 extends_documentation_fragment:
@@ -48,6 +53,10 @@ options:
     description: Name of the throw-away units, followed by a number.
     type: str
     default: hardenkit-sandbox-probe
+  cache:
+    description: File that keeps the result for later runs; empty to probe every time.
+    type: path
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -79,8 +88,15 @@ probed:
   description: False when O(user) does not exist yet and nothing was probed.
   returned: always
   type: bool
+cached:
+  description: True when the result came from O(cache) and no unit was started.
+  returned: always
+  type: bool
 """
 
+import hashlib
+import json
+import os
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
@@ -91,7 +107,35 @@ ARGUMENT_SPEC = {
     "settings": {"type": "list", "elements": "str", "required": True},
     "user": {"type": "str", "required": True},
     "unit_prefix": {"type": "str", "default": "hardenkit-sandbox-probe"},
+    "cache": {"type": "path", "default": ""},
 }
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def cache_key(settings: list[str], user: str) -> str:
+    """What the fit depends on: a change of any of them probes again."""
+    entry = pwd.getpwnam(user)
+    systemd = ""
+    for path in ("/usr/lib/systemd/systemd", "/lib/systemd/systemd"):
+        try:
+            st = os.stat(path)
+            systemd = f"{path}:{st.st_size}:{st.st_mtime_ns}"
+            break
+        except OSError:
+            continue
+    caps = [ln for ln in _read("/proc/self/status").splitlines()
+            if ln.startswith(("CapBnd:", "CapEff:"))]
+    parts = [json.dumps(settings), user, str(entry.pw_uid), str(entry.pw_gid),
+             os.uname().release, _read("/proc/sys/kernel/random/boot_id").strip(), systemd,
+             *caps]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def main() -> None:
@@ -101,8 +145,18 @@ def main() -> None:
         pwd.getpwnam(user)
     except KeyError:
         if module.check_mode:
-            module.exit_json(changed=False, settings=settings, dropped=[], probes=0, probed=False)
+            module.exit_json(changed=False, settings=settings, dropped=[], probes=0, probed=False,
+                             cached=False)
         module.fail_json(msg=f"user {user!r} does not exist")
+    cache, key = module.params["cache"], cache_key(settings, user)
+    if cache:
+        try:
+            kept = json.loads(_read(cache) or "{}")
+        except ValueError:
+            kept = {}
+        if kept.get("key") == key:
+            module.exit_json(changed=False, settings=kept["settings"], dropped=kept["dropped"],
+                             probes=0, probed=True, cached=True)
     systemd_run = module.get_bin_path("systemd-run", required=True)
     journalctl = module.get_bin_path("journalctl")
     units: dict[tuple[str, ...], str] = {}
@@ -131,7 +185,14 @@ def main() -> None:
             lines = [ln.split(": ", 1)[-1].strip() for ln in out.splitlines()]
             why = [ln for ln in lines if ln.startswith(("Failed to", "Cannot"))]
             entry["message"] = why[0] if why else ""
-    module.exit_json(changed=False, settings=kept, dropped=dropped, probes=probes, probed=True)
+    if cache and not module.check_mode:
+        os.makedirs(os.path.dirname(cache), mode=0o700, exist_ok=True)
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+            json.dump({"key": key, "settings": kept, "dropped": dropped}, fh)
+        os.replace(tmp, cache)
+    module.exit_json(changed=False, settings=kept, dropped=dropped, probes=probes, probed=True,
+                     cached=False)
 
 
 if __name__ == "__main__":
