@@ -356,6 +356,93 @@ def in_scope(
     return None
 
 
+# --- judging a process whose working directory cannot be read ------------------------------
+
+# Root without CAP_SYS_PTRACE (a container, some LXC hosts) cannot read another user's
+# /proc/<pid>/cwd or fd, while its cmdline, status and cgroup stay readable. ``in_scope``
+# then has only what the process left in the open, so the diagnosis judges it on less, with
+# these reasons (and says so in its findings). Never the reaper: stopping a process needs
+# the proof ``in_scope`` gives.
+JUDGED_SCOPES = ("cmdline", "user", "socket")
+
+
+def is_app_program(cmdline: list[str]) -> bool:
+    """A Node.js process, or a wrapper that launches a dev tool (``sh -c next dev``)."""
+    return is_node_process(cmdline) or dev_tool(cmdline) is not None
+
+
+def _named_paths(cmdline: list[str]) -> list[str]:
+    """The absolute paths a command line names: its words, a shell's ``-c`` string split,
+    ``--opt=/path`` values and ``file:///path`` URLs, a title's ``(/path)``."""
+    words: list[str] = []
+    for token in [*cmdline, *_expand_shell(list(cmdline))]:
+        words.extend(token.split())
+    out = []
+    for word in words:
+        word = word.strip("()[]'\",;")
+        _, eq, value = word.partition("=")
+        if eq and value.startswith(("/", "file://")):
+            word = value
+        word = word.removeprefix("file://")
+        if word.startswith("/"):
+            out.append(os.path.normpath(word))
+    return out
+
+
+def cmdline_under(cmdline: list[str], roots: Iterable[str]) -> bool:
+    """The command line names a path under one of ``roots``
+    (``node /srv/workbot/current/node_modules/.bin/next start``, ``next start /srv/x``)."""
+    roots = [r for r in roots if r]
+    return any(path_under(path, root) for path in _named_paths(cmdline) for root in roots)
+
+
+def judge_scope(proc: Process, roots: Iterable[str], app_user: str | None) -> str | None:
+    """Why a Node.js program whose working directory could not be read is taken for the
+    app's: ``"cmdline"`` when its command line names a path under the app root or a scope
+    path, ``"user"`` when it runs as the app user (not root); else None. Processes whose cwd
+    was readable are left to ``in_scope``: there the command line alone never decides.
+    """
+    if "cwd" not in proc.unreadable or not is_app_program(proc.cmdline):
+        return None
+    if cmdline_under(proc.cmdline, roots):
+        return "cmdline"
+    if app_user and app_user != "root" and proc.uid != 0 and proc.user == app_user:
+        return "user"
+    return None
+
+
+def tree_tops(pids: Iterable[int], procs: Mapping[int, Process]) -> list[int]:
+    """Of ``pids``, those with no ancestor among them: one per process tree."""
+    wanted = set(pids)
+    tops = []
+    for pid in sorted(wanted):
+        seen = {pid}
+        cur = procs.get(pid)
+        parent = cur.ppid if cur else 0
+        while parent > 0 and parent not in wanted and parent not in seen:
+            seen.add(parent)
+            up = procs.get(parent)
+            parent = up.ppid if up else 0
+        if parent not in wanted or parent == pid:
+            tops.append(pid)
+    return tops
+
+
+def socket_suspects(
+    uid: int | None, procs: Mapping[int, Process], fd_denied: Iterable[int]
+) -> list[Process]:
+    """The Node.js processes that may hold a listening socket whose holder could not be
+    read: those of the socket's user (``/proc/net/tcp`` names it) whose fds were refused."""
+    denied = set(fd_denied)
+    if uid is None or not denied:
+        return []
+    return [
+        p
+        for pid, p in sorted(procs.items())
+        if pid in denied and p.uid == uid and is_node_process(p.cmdline)
+    ]
+
+
 # --- old checkouts ------------------------------------------------------------------------
 
 # An old checkout is a directory a dev process of the app ran in; it then scopes boot

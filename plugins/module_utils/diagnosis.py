@@ -18,12 +18,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import (
+    JUDGED_SCOPES,
     dev_tool,
     in_scope,
+    is_app_program,
     is_node_process,
+    judge_scope,
     managed_by,
     normalize_cmdline,
     read_package_name,
+    socket_suspects,
+    tree_tops,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import evaluate
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.hostfacts import (
@@ -143,10 +148,36 @@ def _process_row(
         "in_scope": scope,
         "dev": dev,
         "node": node,
+        "unreadable": list(proc.unreadable),
     }
 
 
-def _listener_row(lst: Listener, procs: dict[int, Process]) -> dict[str, Any]:
+def owner_guess(
+    lst: Listener, procs: dict[int, Process], fd_denied: set[int]
+) -> dict[str, Any] | None:
+    """Who may hold a listening socket whose holder could not be read (its fds refused):
+    the Node.js processes of the socket's user, how many trees they form, and whether
+    ``all``, ``none`` or only ``some`` of them run under PM2 or systemd. None when the
+    holder is known or nothing fits."""
+    if lst.pids:
+        return None
+    suspects = socket_suspects(lst.uid, procs, fd_denied)
+    if not suspects:
+        return None
+    managed = [managed_by(p, procs) is not None for p in suspects]
+    pids = [p.pid for p in suspects]
+    return {
+        "uid": lst.uid,
+        "user": suspects[0].user,
+        "pids": pids,
+        "trees": len(tree_tops(pids, procs)),
+        "managed": "all" if all(managed) else ("none" if not any(managed) else "some"),
+    }
+
+
+def _listener_row(
+    lst: Listener, procs: dict[int, Process], guess: dict[str, Any] | None = None
+) -> dict[str, Any]:
     pid = primary_owner(lst.pids, procs)
     proc = procs.get(pid) if pid is not None else None
     return {
@@ -160,6 +191,7 @@ def _listener_row(lst: Listener, procs: dict[int, Process]) -> dict[str, Any]:
         "process": shorten(normalize_cmdline(proc.cmdline), 160) if proc else None,
         "user": proc.user if proc else None,
         "manager": managed_by(proc, procs) if proc else None,
+        "owner_guess": guess,
     }
 
 
@@ -212,7 +244,15 @@ def collect_system(opts: DiagnoseOptions, errors: list[str]) -> dict[str, Any]:
 
 def collect_processes_and_listeners(
     opts: DiagnoseOptions, errors: list[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The relevant processes (the app's, every Node.js one, the watched ports' holders),
+    the TCP listeners, and the processes whose cwd or fds could not be read.
+
+    Where a process's cwd is refused (root without CAP_SYS_PTRACE), ``in_scope`` falls
+    short; a Node.js program is then judged the app's by its command line or its user
+    (``classify.judge_scope``), or as the one process tree of the user whose socket holds
+    the app port. Such a row's ``in_scope`` says which (``JUDGED_SCOPES``).
+    """
     try:
         procs = collect_processes(opts.proc_root)
     except OSError as exc:
@@ -223,21 +263,50 @@ def collect_processes_and_listeners(
     except (OSError, ProcfsError) as exc:
         errors.append(f"listeners: {exc}")
         listeners = []
-    owners = socket_owners([lst.inode for lst in listeners], list(procs), opts.proc_root)
+    fd_denied: set[int] = set()
+    owners = socket_owners([lst.inode for lst in listeners], list(procs), opts.proc_root, fd_denied)
     attach_owners(listeners, owners)
     if listeners and not owners and os.geteuid() != 0:
         errors.append("listeners: socket owners unreadable without root")
+    for pid in fd_denied:
+        if pid in procs and "fd" not in procs[pid].unreadable:
+            procs[pid].unreadable.append("fd")
+
+    guesses = {id(lst): owner_guess(lst, procs, fd_denied) for lst in listeners}
+    # The app port's socket, its holder unreadable, and one tree of Node.js processes of
+    # the socket's user: that tree serves the port.
+    by_socket: set[int] = set()
+    for lst in listeners:
+        guess = guesses[id(lst)]
+        if lst.port == opts.app_port and guess and guess["trees"] == 1:
+            by_socket.update(guess["pids"])
 
     reader = functools.lru_cache(maxsize=256)(read_package_name)
     scope_paths = _with_realpaths([opts.app_root, *opts.scope_paths])
+    app_user = opts.app_user or opts.app_name
     watched_ports = {opts.app_port, opts.proxy_port}
     port_pids = {pid for lst in listeners if lst.port in watched_ports for pid in lst.pids}
     rows = []
+    unreadable = []
     for proc in procs.values():
         scope = in_scope(
             proc, None, scope_paths, opts.package_name, opts.app_port, listeners, reader
         )
+        if scope is None:
+            scope = judge_scope(proc, scope_paths, app_user)
+        if scope is None and proc.pid in by_socket and "cwd" in proc.unreadable:
+            scope = "socket"
         node = is_node_process(proc.cmdline)
+        if proc.unreadable:
+            unreadable.append(
+                {
+                    "pid": proc.pid,
+                    "user": proc.user,
+                    "cmdline": shorten(normalize_cmdline(proc.cmdline), 160),
+                    "unreadable": list(proc.unreadable),
+                    "program": is_app_program(proc.cmdline),
+                }
+            )
         if not (scope or node or proc.pid in port_pids):
             continue
         rows.append(_process_row(proc, procs, scope, dev_tool(proc.cmdline), node))
@@ -245,22 +314,47 @@ def collect_processes_and_listeners(
     if len(rows) > MAX_PROCESSES:
         errors.append(f"processes: {len(rows)} relevant, first {MAX_PROCESSES} reported")
         rows = rows[:MAX_PROCESSES]
-    return rows, [_listener_row(lst, procs) for lst in listeners]
+    listener_rows = [_listener_row(lst, procs, guesses[id(lst)]) for lst in listeners]
+    return rows, listener_rows, unreadable
 
 
 def mark_pm2_workers(
     processes: list[dict[str, Any]], pm2: Mapping[str, Any], app_name: str
 ) -> None:
     """Workers PM2 itself lists under the app's name belong to the app, even where their
-    cwd cannot be read (a sandboxed unit, a container without CAP_SYS_PTRACE)."""
+    cwd cannot be read (a sandboxed unit, a container without CAP_SYS_PTRACE); PM2's word
+    outweighs a judgment on less (``JUDGED_SCOPES``)."""
     pids = {
         p.get("pid")
         for p in (pm2.get("processes") or [])
         if p.get("name") == app_name and p.get("pid")
     }
     for row in processes:
-        if not row["in_scope"] and row["pid"] in pids:
+        if (not row["in_scope"] or row["in_scope"] in JUDGED_SCOPES) and row["pid"] in pids:
             row["in_scope"] = "pm2"
+
+
+def unreadable_facts(
+    unreadable: list[dict[str, Any]], processes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the diagnosis could not read, for the ``diagnosis_incomplete`` finding: how many
+    processes' cwd and fds were refused, how many of them were still judged the app's, and
+    the first of them (the app's first, then Node.js programs) with that judgment."""
+    scope_of = {row["pid"]: row.get("in_scope") for row in processes}
+    entries = [{**e, "in_scope": scope_of.get(e["pid"])} for e in unreadable]
+    entries.sort(key=lambda e: (not e["in_scope"], not e["program"], e["pid"]))
+    judged_by: dict[str, int] = {}
+    for e in entries:
+        if e["in_scope"]:
+            judged_by[e["in_scope"]] = judged_by.get(e["in_scope"], 0) + 1
+    return {
+        "count": len(entries),
+        "cwd": sum(1 for e in entries if "cwd" in e["unreadable"]),
+        "fd": sum(1 for e in entries if "fd" in e["unreadable"]),
+        "judged": sum(judged_by.values()),
+        "judged_by": judged_by,
+        "processes": entries[:MAX_PROCESSES],
+    }
 
 
 def output_files(pid: int, proc_root: str = "/proc") -> list[str]:
@@ -403,7 +497,7 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
         },
     }
     facts.update(collect_system(opts, errors))
-    processes, listeners = collect_processes_and_listeners(opts, errors)
+    processes, listeners, unreadable = collect_processes_and_listeners(opts, errors)
     facts["listeners"] = listeners
     facts["processes"] = processes
     pm2_home = opts.resolved_pm2_home()
@@ -411,6 +505,7 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
         opts.pm2_bin, pm2_home, opts.app_user or opts.app_name, proc_root=opts.proc_root
     )
     mark_pm2_workers(processes, facts["pm2"], opts.app_name)
+    facts["unreadable"] = unreadable_facts(unreadable, processes)
     current = os.path.join(opts.app_root, "current")
     facts["build"] = build_integrity(
         current, os.path.exists, _reader_in(current), opts.required_files

@@ -40,6 +40,7 @@ CODES = (
     "load_high",
     "crash_loop",
     "stale_workers",
+    "diagnosis_incomplete",
 )
 RESOURCE_CODES = frozenset({"memory_high", "disk_high", "load_high"})
 
@@ -69,10 +70,30 @@ def finding(code: str, severity: str, summary: str, evidence: list[str]) -> Find
     return {"code": code, "severity": severity, "summary": summary, "evidence": lines}
 
 
+# A process whose working directory could not be read is judged the app's on less
+# (classify.JUDGED_SCOPES); each finding that counts it says so.
+JUDGED = {
+    "cmdline": "judged by its command line: working directory unreadable",
+    "user": "judged by its user and command line: working directory unreadable",
+    "socket": "judged by its socket on the app port: working directory unreadable",
+}
+
+
+def _unreadable(p: Mapping[str, Any], what: str) -> bool:
+    return what in (p.get("unreadable") or [])
+
+
+def _judged(ps: list[Mapping[str, Any]]) -> str:
+    """`` (judged by ...)`` for the processes judged on less, or ``""``."""
+    notes = sorted({JUDGED[str(p.get("in_scope"))] for p in ps if p.get("in_scope") in JUDGED})
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def _proc_line(p: Mapping[str, Any]) -> str:
+    cwd = p.get("cwd") or ("unreadable" if _unreadable(p, "cwd") else "?")
     return (
-        f"pid {p.get('pid')} user {p.get('user')} cwd {p.get('cwd') or '?'}: "
-        f"{shorten(str(p.get('cmdline', '')), CMD_CHARS)}"
+        f"pid {p.get('pid')} user {p.get('user')} cwd {cwd}: "
+        f"{shorten(str(p.get('cmdline', '')), CMD_CHARS)}{_judged([p])}"
     )
 
 
@@ -107,7 +128,9 @@ def find_duplicates(processes: list[Mapping[str, Any]]) -> list[Finding]:
     evidence = []
     for cmd, ps in sorted(dups.items(), key=lambda kv: -len(kv[1])):
         pids = ", ".join(str(p["pid"]) for p in sorted(ps, key=lambda q: q["pid"]))
-        evidence.append(f"{len(ps)} copies of `{shorten(cmd, CMD_CHARS)}` (pids {pids})")
+        evidence.append(
+            f"{len(ps)} copies of `{shorten(cmd, CMD_CHARS)}` (pids {pids}){_judged(ps)}"
+        )
     worst = max(len(ps) for ps in dups.values())
     return [
         finding(
@@ -165,17 +188,29 @@ def find_no_process_manager(
         ]
     unmanaged = [lst for lst in app_listeners if lst.get("pid") and not lst.get("manager")]
     unknown = [lst for lst in app_listeners if not lst.get("pid")]
-    if unmanaged:
+    # A holder that could not be read, judged by the socket's user: the Node.js processes
+    # of that user all run unmanaged (a guess "all" managed counts as managed).
+    guessed = [lst for lst in unknown if _guess(lst).get("managed") == "none"]
+    unknown = [lst for lst in unknown if _guess(lst).get("managed") not in ("all", "none")]
+    if unmanaged or guessed:
+        evidence = [
+            f"{_addr(lst)} held by pid {lst.get('pid')} ({lst.get('user')}): "
+            f"{shorten(str(lst.get('process', '')), CMD_CHARS)}"
+            for lst in unmanaged
+        ]
+        evidence += [
+            f"{_addr(lst)}: holder unreadable; the Node.js processes of its socket's user "
+            f"{_guess(lst).get('user')} (pids {', '.join(map(str, _guess(lst).get('pids', [])))})"
+            " run under neither PM2 nor systemd (judged by the socket's user: "
+            "open files unreadable)"
+            for lst in guessed
+        ]
         return [
             finding(
                 "no_process_manager",
                 CRITICAL,
                 f"the process listening on port {app_port} is not run by PM2 or systemd",
-                [
-                    f"{_addr(lst)} held by pid {lst.get('pid')} ({lst.get('user')}): "
-                    f"{shorten(str(lst.get('process', '')), CMD_CHARS)}"
-                    for lst in unmanaged
-                ],
+                evidence,
             )
         ]
     if unknown and not any(p.get("status") == "online" for p in pm2_apps):
@@ -189,6 +224,10 @@ def find_no_process_manager(
             )
         ]
     return []
+
+
+def _guess(lst: Mapping[str, Any]) -> Mapping[str, Any]:
+    return lst.get("owner_guess") or {}
 
 
 def find_app_exposed(listeners: list[Mapping[str, Any]], app_port: int) -> list[Finding]:
@@ -633,6 +672,107 @@ def find_stale_workers(
     ]
 
 
+# --- what the diagnosis could not see ------------------------------------------------------
+
+# How processes were taken for the app's (their in_scope): for several, for one.
+_HOW = {
+    "cwd": ("by their working directory", "by its working directory"),
+    "package": ("by their package.json", "by its package.json"),
+    "port": ("by their port", "by its port"),
+    "pm2": ("by PM2's list", "by PM2's list"),
+    "cmdline": ("by their command line", "by its command line"),
+    "user": ("as the app user's Node.js programs", "as a Node.js program of the app user"),
+    "socket": ("by the socket on the app port", "by the socket on the app port"),
+}
+
+
+def _what_unreadable(parts: list[str]) -> str:
+    names = {"cwd": "working directory", "fd": "open files"}
+    return " and ".join(names.get(p, p) for p in parts)
+
+
+def find_diagnosis_incomplete(
+    unreadable: Mapping[str, Any] | None,
+    processes: list[Mapping[str, Any]],
+    listeners: list[Mapping[str, Any]],
+    app_port: int,
+    as_root: bool | None,
+) -> list[Finding]:
+    """The kernel refused to show the working directory or open files of some processes
+    (another user's, where the diagnosis runs without CAP_SYS_PTRACE or without root).
+
+    Those processes were judged the app's on what stayed readable (``classify.judge_scope``,
+    the socket's user) or left out; this says how many, so that no finding is missing
+    unnoticed. Evidence: what could not be checked, then each process (pid, user, masked
+    command line), never anything of its environment.
+    """
+    u = unreadable or {}
+    count = int(u.get("count") or 0)
+    n_cwd, n_fd = int(u.get("cwd") or 0), int(u.get("fd") or 0)
+    if not count:
+        return []
+    if n_cwd and n_cwd == n_fd:
+        what = f"the working directory and open files of {n_cwd} process(es)"
+    else:
+        what = " and ".join(
+            text
+            for n, text in (
+                (n_cwd, f"the working directory of {n_cwd} process(es)"),
+                (n_fd, f"the open files of {n_fd} process(es)"),
+            )
+            if n
+        )
+    judged = int(u.get("judged") or 0)
+    outcome = []
+    if judged:
+        ways = [
+            f"{n} {_HOW.get(scope, (scope, scope))[0]}"
+            for scope, n in sorted((u.get("judged_by") or {}).items(), key=lambda kv: -kv[1])
+        ]
+        outcome.append(f"{judged} judged the app's ({', '.join(ways)})")
+    if count - judged:
+        outcome.append(f"{count - judged} left out of the app's scope")
+    hint = "no CAP_SYS_PTRACE?" if as_root or as_root is None else "not run as root"
+    summary = f"could not read {what} of other users ({hint}): {', '.join(outcome)}"
+
+    lines = []
+    workers = [p for p in processes if p.get("in_scope") == "pm2" and _unreadable(p, "cwd")]
+    if workers:
+        lines.append(
+            f"{len(workers)} PM2 worker(s) of the app: the release they run from was not "
+            "checked (stale_workers)"
+        )
+    for lst in listeners:
+        if lst.get("port") != app_port or lst.get("pid"):
+            continue
+        guess = _guess(lst)
+        who = (
+            f"judged by its socket's user {guess.get('user')}: Node.js pids "
+            f"{', '.join(map(str, guess.get('pids', [])))}"
+            if guess
+            else "not judged"
+        )
+        lines.append(f"{_addr(lst)}: the process holding it could not be read; {who}")
+    listed = list(u.get("processes") or [])
+    for p in listed:
+        scope = p.get("in_scope")
+        verdict = "left out"
+        if scope:
+            judged_on_less = "judged " if scope in JUDGED else ""
+            verdict = f"{judged_on_less}the app's {_HOW.get(scope, (scope, scope))[1]}"
+        lines.append(
+            f"pid {p.get('pid')} user {p.get('user')} "
+            f"({_what_unreadable(list(p.get('unreadable') or []))} unreadable; {verdict}): "
+            f"{shorten(str(p.get('cmdline', '')), CMD_CHARS)}"
+        )
+    # Processes beyond the facts' list are counted too, not only the lines cut here.
+    hidden = max(count - len(listed), 0)
+    if hidden or len(lines) > EVIDENCE_LINES:
+        shown = lines[: EVIDENCE_LINES - 1]
+        lines = [*shown, f"... and {len(lines) - len(shown) + hidden} more"]
+    return [finding("diagnosis_incomplete", WARNING, summary, lines)]
+
+
 # --- all ---------------------------------------------------------------------------------
 
 
@@ -668,5 +808,8 @@ def evaluate(
     found += find_load_high(facts.get("load"), facts.get("cpu_count"), th)
     found += find_crash_loop(facts.get("pm2"), app_name, th, now_ms)
     found += find_stale_workers(processes, facts.get("pm2"), app_name, facts.get("release_dir"))
+    found += find_diagnosis_incomplete(
+        facts.get("unreadable"), processes, listeners, app_port, facts.get("as_root")
+    )
     rank = {sev: i for i, sev in enumerate(SEVERITIES)}
     return sorted(found, key=lambda f: (rank[f["severity"]], CODES.index(f["code"])))

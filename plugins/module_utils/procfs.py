@@ -55,6 +55,10 @@ class Process:
     unit: str | None
     comm: str = ""
     state: str = ""
+    # What the kernel refused to show of this process (``"cwd"``, ``"fd"``): another
+    # user's process when the reader lacks CAP_SYS_PTRACE (a container, some LXC hosts)
+    # or is not root. Files that were merely absent (an exited process, a zombie) are not.
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def joined(self) -> str:
@@ -354,9 +358,13 @@ def read_process(
         uid = parse_status_uid(_read_text(f"{base}/status"))
     except (OSError, ProcfsError):  # exited between listing and reading
         return None
+    unreadable: list[str] = []
     try:
         cwd: str | None = os.readlink(f"{base}/cwd")
-    except OSError:  # another user's process without root, or it just exited
+    except PermissionError:  # another user's process, without root or CAP_SYS_PTRACE
+        cwd = None
+        unreadable.append("cwd")
+    except OSError:  # it just exited, or is a zombie
         cwd = None
     try:
         unit = parse_cgroup_unit(_read_text(f"{base}/cgroup"))
@@ -377,6 +385,7 @@ def read_process(
         unit=unit,
         comm=str(stat["comm"]),
         state=str(stat["state"]),
+        unreadable=unreadable,
     )
 
 
@@ -409,11 +418,16 @@ def read_listeners(proc_root: str = "/proc") -> list[Listener]:
 
 
 def socket_owners(
-    inodes: Iterable[int], pids: Iterable[int], proc_root: str = "/proc"
+    inodes: Iterable[int],
+    pids: Iterable[int],
+    proc_root: str = "/proc",
+    denied: set[int] | None = None,
 ) -> dict[int, list[int]]:
     """Map socket inode -> pids holding it, by reading ``/proc/<pid>/fd/*`` symlinks.
 
-    Without root, other users' fd directories are unreadable; those sockets keep no owner.
+    Without root, other users' fd directories are unreadable; root without CAP_SYS_PTRACE
+    can list them but not read their links. Those sockets keep no owner, and the pids
+    refused either way are added to ``denied`` when given.
     """
     wanted = set(inodes)
     owners: dict[int, list[int]] = {}
@@ -423,11 +437,19 @@ def socket_owners(
         fd_dir = f"{proc_root}/{pid}/fd"
         try:
             fds = os.listdir(fd_dir)
+        except PermissionError:
+            if denied is not None:
+                denied.add(pid)
+            continue
         except OSError:
             continue
         for fd in fds:
             try:
                 inode = parse_socket_link(os.readlink(f"{fd_dir}/{fd}"))
+            except PermissionError:  # every link of this process is refused alike
+                if denied is not None:
+                    denied.add(pid)
+                break
             except OSError:
                 continue
             if inode in wanted and pid not in owners.setdefault(inode, []):

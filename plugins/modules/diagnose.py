@@ -198,9 +198,16 @@ facts:
       (C(load1), C(load5), C(load15)), C(cpu_count), C(disk) (one entry per filesystem
       holding the app root, PM2 home and log directories), C(listeners) (TCP listeners
       with C(address), C(port), C(loopback), owning C(pid) and C(process), C(user),
-      C(manager)), C(processes) (the app's and all Node.js processes with C(cmdline),
+      C(manager), and C(owner_guess) where the holder could not be read, with the
+      Node.js C(pids) of the socket's user, their C(trees) and whether C(all), C(none)
+      or C(some) are C(managed)), C(processes) (the app's and all Node.js processes with C(cmdline),
       C(cwd), C(user), C(start_time), C(rss_kb), C(manager) C(pm2)/C(systemd)/null,
-      C(in_scope) C(cwd)/C(package)/C(port)/null and C(dev), the dev tool if any),
+      C(in_scope) C(cwd)/C(package)/C(port)/C(pm2)/null, or where the cwd could not be
+      read C(cmdline)/C(user)/C(socket) (judged by command line, app user or the app
+      port's socket user), C(unreadable) (C(cwd), C(fd) refused by the kernel) and
+      C(dev), the dev tool if any), C(unreadable) (C(count) of processes whose C(cwd)
+      or C(fd) could not be read, how many were C(judged) the app's, and the first of
+      them with C(pid), C(user), masked C(cmdline), C(in_scope)),
       C(pm2) (C(running), C(queried), C(error), C(processes) without environment),
       C(nginx) (C(conf_dir), C(conf_files) read, C(error_logs) they name, C(site) and
       C(site_present), from O(proxy_site)),
@@ -252,7 +259,8 @@ findings:
     - Problems found, critical first. C(code) is one of C(duplicate_processes),
       C(dev_mode), C(build_missing), C(route_failed), C(proxy_down), C(log_errors),
       C(no_process_manager), C(app_exposed), C(no_reverse_proxy), C(no_log_rotation),
-      C(memory_high), C(disk_high), C(load_high), C(crash_loop), C(stale_workers).
+      C(memory_high), C(disk_high), C(load_high), C(crash_loop), C(stale_workers),
+      C(diagnosis_incomplete).
   returned: always
   type: list
   elements: dict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -125,6 +126,66 @@ def build_fake_proc(
     (root / "net" / "tcp").write_text(tcp_table(v4, v6=False))
     (root / "net" / "tcp6").write_text(tcp_table(v6, v6=True))
     return root
+
+
+def scenario_users(scenario: str) -> dict[int, str]:
+    """The user names a recorded scenario gives its uids (``"users"``), by uid."""
+    data = json.loads(fixture_text("scenarios", f"{scenario}.json"))
+    return {int(uid): name for uid, name in data.get("users", {}).items()}
+
+
+def ptrace_denied(scenario: str) -> list[int]:
+    """The pids a recorded scenario marks ``"ptrace": "denied"``."""
+    data = json.loads(fixture_text("scenarios", f"{scenario}.json"))
+    return [p["pid"] for p in data["processes"] if p.get("ptrace") == "denied"]
+
+
+def name_users(monkeypatch: Any, users: dict[int, str]) -> None:
+    """Let procfs name these uids as the recorded host did (the test machine's passwd
+    has other users, or none, under them)."""
+    from ansible_collections.hardenkit.nodeapp.plugins.module_utils import procfs
+
+    for uid, name in users.items():
+        monkeypatch.setitem(procfs._USER_CACHE, uid, name)
+
+
+def deny_ptrace(
+    monkeypatch: Any, proc_root: Path, pids: list[int], *, list_fds: bool = True
+) -> None:
+    """Make the fake /proc refuse, for ``pids``, what the kernel refuses root without
+    CAP_SYS_PTRACE (a container, some LXC hosts) for other users' processes: reading the
+    ``cwd`` link and the ``fd/*`` links fails with EACCES, while ``stat``, ``cmdline``,
+    ``status`` and ``cgroup`` stay readable. Root may still list ``fd/`` there; a user
+    who is not root may not (``list_fds=False``).
+
+    The tests run as root, which file modes do not stop, so ``os.readlink`` (and
+    ``os.listdir``) are wrapped for those paths only.
+    """
+    base = {str(proc_root / str(pid)) for pid in pids}
+    real_readlink, real_listdir = os.readlink, os.listdir
+
+    def refuse(path: str) -> PermissionError:
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    def readlink(path: Any, *args: Any, **kwargs: Any) -> Any:
+        text = os.fspath(path)
+        if isinstance(text, str) and "dir_fd" not in kwargs:
+            head, name = os.path.split(text)
+            if (name == "cwd" and head in base) or (
+                os.path.basename(head) == "fd" and os.path.dirname(head) in base
+            ):
+                raise refuse(text)
+        return real_readlink(path, *args, **kwargs)
+
+    def listdir(path: Any = ".") -> Any:
+        if not list_fds and not isinstance(path, int):  # an fd is no /proc path
+            text = os.fspath(path)
+            if os.path.basename(text) == "fd" and os.path.dirname(text) in base:
+                raise refuse(text)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "readlink", readlink)
+    monkeypatch.setattr(os, "listdir", listdir)
 
 
 def build_hardened_host(base: Path, app_port: int, proxy_port: int) -> tuple[Path, Path]:

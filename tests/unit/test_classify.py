@@ -7,15 +7,19 @@ import json
 import pytest
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import (
+    cmdline_under,
     dev_tool,
     in_scope,
     is_dev_process,
     is_node_process,
     is_pm2_daemon,
+    judge_scope,
     managed_by,
     normalize_cmdline,
     path_under,
     read_package_name,
+    socket_suspects,
+    tree_tops,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import Listener, Process
 
@@ -271,3 +275,89 @@ def test_normalize_keeps_a_process_title_whole():
     title = "PM2 v7.0.4: God Daemon (/srv/workbot/.pm2)"
     assert normalize_cmdline([title]) == title
     assert normalize_cmdline(["/usr/bin/node", "server.js"]) == "node server.js"
+
+
+# --- judging a process whose cwd cannot be read ---------------------------------------------
+
+ROOTS = ["/srv/workbot", "/workspace/projects"]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "under"),
+    [
+        ("node /srv/workbot/current/node_modules/.bin/../next/dist/bin/next start", True),
+        ("next start /srv/workbot/releases/3f9a", True),
+        ("pnpm --dir=/srv/workbot/current start", True),
+        ("pnpm -C /srv/workbot/current start", True),
+        (["sh", "-c", "cd /workspace/projects && tsx watch server.ts"], True),
+        (
+            "node --import file:///workspace/projects/node_modules/tsx/dist/loader.mjs a.ts",
+            True,
+        ),
+        (["PM2 v5.4.2: God Daemon (/srv/workbot/.pm2)"], True),
+        ("node /srv/workbot-old/server.js", False),  # a sibling, not inside
+        ("node /srv/workbot/../other/server.js", False),
+        ("node /home/alice/blog/server.js", False),
+        ("pnpm start", False),
+        ("node server.js", False),
+    ],
+)
+def test_cmdline_under(cmd, under):
+    argv = cmd if isinstance(cmd, list) else cmd.split()
+    assert cmdline_under(argv, ROOTS) is under
+
+
+def refused(pid, cmd, user="workbot", uid=1500, ppid=1, what=("cwd", "fd")):
+    p = proc(pid, ppid, cmd, cwd=None, user=user)
+    p.uid = uid
+    p.unreadable = list(what)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("p", "scope"),
+    [
+        (refused(1, "node /srv/workbot/current/server.js"), "cmdline"),
+        (refused(2, "node /srv/workbot/current/server.js", user="alice", uid=1001), "cmdline"),
+        (refused(3, "pnpm start"), "user"),
+        (refused(4, ["next-server (v15.1.6)"]), "user"),
+        (refused(5, ["sh", "-c", "next dev"]), "user"),  # a dev tool's launcher
+        (refused(6, "pnpm start", user="alice", uid=1001), None),  # another user's
+        (refused(7, "sleep 100"), None),  # not a Node.js program
+        (refused(8, "vim /srv/workbot/current/server.js"), None),
+        (refused(9, "pnpm start", user="root", uid=0), None),
+        (refused(10, "pnpm start", what=["fd"]), None),  # its cwd was read: in_scope decides
+        (proc(11, 1, "pnpm start", cwd=None), None),  # no cwd, but not refused (exited)
+    ],
+)
+def test_judge_scope(p, scope):
+    assert judge_scope(p, ROOTS, "workbot") == scope
+
+
+def test_judge_scope_by_user_needs_an_app_user():
+    p = refused(3, "pnpm start", user="root", uid=0)
+    assert judge_scope(p, ROOTS, "root") is None
+    assert judge_scope(refused(3, "pnpm start"), ROOTS, None) is None
+
+
+def test_tree_tops_and_socket_suspects():
+    procs = {
+        p.pid: p
+        for p in [
+            proc(1, 0, "/sbin/init", cwd="/"),
+            refused(4000, "node /usr/local/bin/pnpm dev"),
+            refused(4010, ["sh", "-c", "next dev"], ppid=4000),
+            refused(4011, "node /x/next/dist/bin/next dev", ppid=4010),
+            refused(4100, "node /usr/local/bin/pnpm start"),
+            refused(4101, ["next-server (v15.1.6)"], ppid=4100),
+            refused(3000, "node /home/alice/blog/server.js", user="alice", uid=1001),
+            refused(4200, "node a.js", what=["cwd"]),  # its fds were read
+        ]
+    }
+    assert tree_tops([4000, 4011], procs) == [4000]  # through the sh wrapper
+    assert tree_tops([4000, 4011, 4101], procs) == [4000, 4101]
+    fd_denied = [4000, 4010, 4011, 4100, 4101, 3000]
+    suspects = socket_suspects(1500, procs, fd_denied)
+    assert [p.pid for p in suspects] == [4000, 4011, 4100, 4101]  # Node.js, not sh
+    assert socket_suspects(None, procs, fd_denied) == []
+    assert socket_suspects(1500, procs, []) == []

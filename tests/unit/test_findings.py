@@ -453,6 +453,94 @@ def cwd_of(pid, cwd):
     return mutate
 
 
+def refused(pid, user, cmdline, in_scope=None, what=("cwd", "fd")):
+    """An entry of facts["unreadable"]["processes"]: a process whose links were refused."""
+    return {
+        "pid": pid,
+        "user": user,
+        "cmdline": cmdline,
+        "unreadable": list(what),
+        "program": cmdline.startswith(("node", "next-server", "PM2")),
+        "in_scope": in_scope,
+    }
+
+
+def unreadable(*entries):
+    judged_by = {}
+    for e in entries:
+        if e["in_scope"]:
+            judged_by[e["in_scope"]] = judged_by.get(e["in_scope"], 0) + 1
+    return {
+        "count": len(entries),
+        "cwd": sum("cwd" in e["unreadable"] for e in entries),
+        "fd": sum("fd" in e["unreadable"] for e in entries),
+        "judged": sum(judged_by.values()),
+        "judged_by": judged_by,
+        "processes": list(entries),
+    }
+
+
+def no_ptrace(facts, probes):
+    # root without CAP_SYS_PTRACE (a container): none of PM2's links read. The workers are
+    # the app's by PM2's list, its daemon by its title; the app port's holder is unknown,
+    # and the one tree of its socket's user runs under PM2.
+    facts["listeners"][0].update(
+        pid=None,
+        pids=[],
+        process=None,
+        manager=None,
+        owner_guess={
+            "uid": 998,
+            "user": "workbot",
+            "pids": [2290, 2301, 2315],
+            "trees": 1,
+            "managed": "all",
+        },
+    )
+    for p in facts["processes"]:
+        if p["user"] in ("workbot", "alice"):
+            p.update(cwd=None, unreadable=["cwd", "fd"])
+    facts["processes"][0]["in_scope"] = "cmdline"
+    facts["processes"][1]["in_scope"] = facts["processes"][2]["in_scope"] = "pm2"
+    facts["unreadable"] = unreadable(
+        refused(2290, "workbot", "PM2 v5.4.2: God Daemon (/srv/workbot/.pm2)", "cmdline"),
+        refused(2301, "workbot", "next-server (v15.1.6)", "pm2"),
+        refused(2315, "workbot", "next-server (v15.1.6)", "pm2"),
+        refused(3000, "alice", "node /home/alice/blog/node_modules/.bin/../next/dist/bin/next dev"),
+    )
+
+
+def no_ptrace_pm2_unknown(facts, probes):
+    no_ptrace(facts, probes)
+    facts["pm2"].update(running=False, queried=False, processes=None)
+
+
+def unmanaged_copies_refused(facts, probes):
+    # two `pnpm start` copies of the app user, refused, one of them on the app port beside
+    # PM2's workers (SO_REUSEPORT): the socket's user's copies run unmanaged
+    for pid in (4100, 4200):
+        facts["processes"].append(
+            process(pid, 1, "node /usr/local/bin/pnpm start", None, in_scope="user")
+            | {"unreadable": ["cwd", "fd"], "user": "workbot"}
+        )
+    facts["listeners"].append(
+        listener("127.0.0.1", 5000, None, None)
+        | {
+            "owner_guess": {
+                "uid": 1500,
+                "user": "workbot",
+                "pids": [4100, 4200],
+                "trees": 2,
+                "managed": "none",
+            }
+        }
+    )
+    facts["unreadable"] = unreadable(
+        refused(4100, "workbot", "node /usr/local/bin/pnpm start", "user"),
+        refused(4200, "workbot", "node /usr/local/bin/pnpm start", "user"),
+    )
+
+
 def link_changed_by_hand(facts, probes):
     # current now points to 7c1d, the workers were never reloaded
     facts["release"], facts["release_dir"] = "7c1d", "/srv/workbot/releases/7c1d"
@@ -553,6 +641,19 @@ TRIGGERS = [
         "stale_workers",
         "critical",
     ),
+    (
+        "holder refused, its socket user's copies unmanaged",
+        unmanaged_copies_refused,
+        "no_process_manager",
+        "critical",
+    ),
+    (
+        "judged copies refused are still copies",
+        unmanaged_copies_refused,
+        "duplicate_processes",
+        "critical",
+    ),
+    ("root without CAP_SYS_PTRACE", no_ptrace, "diagnosis_incomplete", "warning"),
 ]
 
 MUST_NOT = [
@@ -600,6 +701,19 @@ MUST_NOT = [
     ("a PM2 module runs from its own directory", pm2_module_elsewhere, "stale_workers"),
     ("a worker's directory cannot be read", cwd_of(2315, None), "stale_workers"),
     ("no current link", no_live_release, "stale_workers"),
+    ("holder refused, its socket user's tree under PM2", no_ptrace, "no_process_manager"),
+    (
+        "holder refused, under PM2 though PM2 cannot be asked",
+        no_ptrace_pm2_unknown,
+        "no_process_manager",
+    ),
+    ("a refused worker's release is not guessed", no_ptrace, "stale_workers"),
+    ("everything readable", None, "diagnosis_incomplete"),
+    (
+        "a recorded diagnosis from before the rule",
+        lambda f, p: f.pop("unreadable", None),
+        "diagnosis_incomplete",
+    ),
 ]
 
 
@@ -827,3 +941,80 @@ def test_stale_workers_evidence():
     ]
     [both] = [f for f in run(link_changed_by_hand) if f["code"] == "stale_workers"]
     assert both["summary"].startswith("2 PM2 worker(s)")
+
+
+def test_diagnosis_incomplete_says_what_and_how_many():
+    [inc] = [f for f in run(no_ptrace) if f["code"] == "diagnosis_incomplete"]
+    assert inc["summary"] == (
+        "could not read the working directory and open files of 4 process(es) of other users "
+        "(no CAP_SYS_PTRACE?): 3 judged the app's (2 by PM2's list, 1 by their command line), "
+        "1 left out of the app's scope"
+    )
+    assert inc["evidence"] == [
+        "2 PM2 worker(s) of the app: the release they run from was not checked (stale_workers)",
+        "127.0.0.1:5000: the process holding it could not be read; judged by its socket's user "
+        "workbot: Node.js pids 2290, 2301, 2315",
+        "pid 2290 user workbot (working directory and open files unreadable; judged the app's "
+        "by its command line): PM2 v5.4.2: God Daemon (/srv/workbot/.pm2)",
+        "pid 2301 user workbot (working directory and open files unreadable; the app's by "
+        "PM2's list): next-server (v15.1.6)",
+        "pid 2315 user workbot (working directory and open files unreadable; the app's by "
+        "PM2's list): next-server (v15.1.6)",
+        "pid 3000 user alice (working directory and open files unreadable; left out): "
+        "node /home/alice/blog/node_modules/.bin/../next/dist/bin/next dev",
+    ]
+
+
+def test_diagnosis_incomplete_without_root_and_cwd_only():
+    def mutate(facts, probes):
+        facts["as_root"] = False
+        facts["unreadable"] = unreadable(
+            refused(300, "postgres", "postgres -D /var/lib/postgresql/15/main", what=["cwd"]),
+        )
+
+    [inc] = [f for f in run(mutate) if f["code"] == "diagnosis_incomplete"]
+    assert inc["summary"] == (
+        "could not read the working directory of 1 process(es) of other users "
+        "(not run as root): 1 left out of the app's scope"
+    )
+
+
+def test_diagnosis_incomplete_counts_what_it_does_not_list():
+    many = [refused(1000 + i, "bob", f"sleep {i}") for i in range(20)]
+
+    def mutate(facts, probes):
+        facts["unreadable"] = unreadable(*many) | {"count": 250, "cwd": 250, "fd": 250}
+
+    [inc] = [f for f in run(mutate) if f["code"] == "diagnosis_incomplete"]
+    assert "of 250 process(es)" in inc["summary"]
+    assert len(inc["evidence"]) == 8
+    assert inc["evidence"][-1] == "... and 243 more"  # 13 listed but not shown, 230 unlisted
+    assert all("bob" in line for line in inc["evidence"][:-1])
+
+
+def test_judged_processes_say_so_in_their_findings():
+    found = {f["code"]: f for f in run(unmanaged_copies_refused)}
+    judged = "(judged by its user and command line: working directory unreadable)"
+    assert found["duplicate_processes"]["evidence"] == [
+        f"2 copies of `node /usr/local/bin/pnpm start` (pids 4100, 4200) {judged}"
+    ]
+    assert found["no_process_manager"]["evidence"] == [
+        "127.0.0.1:5000: holder unreadable; the Node.js processes of its socket's user workbot "
+        "(pids 4100, 4200) run under neither PM2 nor systemd (judged by the socket's user: "
+        "open files unreadable)"
+    ]
+
+
+def test_diagnosis_incomplete_counts_unlisted_processes_with_few_lines():
+    def mutate(facts, probes):
+        entries = [refused(1000 + i, "bob", f"sleep {i}") for i in range(3)]
+        facts["unreadable"] = unreadable(*entries) | {"count": 8, "cwd": 8, "fd": 8}
+
+    [inc] = [f for f in run(mutate) if f["code"] == "diagnosis_incomplete"]
+    assert len(inc["evidence"]) == 4 and inc["evidence"][-1] == "... and 5 more"
+
+
+def test_every_judged_scope_is_worded():
+    from ansible_collections.hardenkit.nodeapp.plugins.module_utils import classify, findings
+
+    assert set(findings.JUDGED) == set(classify.JUDGED_SCOPES)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hk_testlib import build_fake_proc, fixture_text
+from hk_testlib import build_fake_proc, deny_ptrace, fixture_text
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils import procfs
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import (
@@ -274,6 +274,31 @@ def test_collect_tolerates_unreadable_cwd(tmp_path):
     (root / "944" / "cwd").unlink()
     procs = procfs.collect_processes(str(root))
     assert procs[944].cwd is None
+
+
+@pytest.mark.parametrize("list_fds", [True, False], ids=["root without ptrace", "not root"])
+def test_refused_links_are_recorded(tmp_path, monkeypatch, list_fds):
+    """Root without CAP_SYS_PTRACE may list another user's fd/ but not read its links; a
+    user who is not root may not even list it. Both are refusals; a missing link is not."""
+    root = build_fake_proc(
+        tmp_path / "proc", "hardened", {"APP": 5000, "PROXY": 80}, "/srv/workbot"
+    )
+    (root / "3000" / "cwd").unlink()  # exited, or a zombie: absent, not refused
+    deny_ptrace(monkeypatch, root, [2290, 2301], list_fds=list_fds)
+    procs = procfs.collect_processes(str(root))
+    assert procs[2290].cwd is None and procs[2290].unreadable == ["cwd"]
+    assert procs[2315].cwd and procs[2315].unreadable == []
+    assert procs[3000].cwd is None and procs[3000].unreadable == []
+    # cmdline, status and stat still read
+    assert procs[2301].cmdline == ["next-server (v15.1.6)"] and procs[2301].uid == 998
+    listeners = procfs.read_listeners(str(root))
+    denied: set[int] = set()
+    owners = procfs.socket_owners([lst.inode for lst in listeners], list(procs), str(root), denied)
+    procfs.attach_owners(listeners, owners)
+    assert denied == {2290, 2301}
+    app = next(lst for lst in listeners if lst.port == 5000)
+    assert app.pids == [] and app.uid == 998  # its holder unknown, its user known
+    assert next(lst.pids for lst in listeners if lst.port == 80) == [400, 401, 402]
 
 
 def test_listener_owners_in_fake_proc(tmp_path):
