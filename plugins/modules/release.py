@@ -60,6 +60,13 @@ options:
     description: Next.js build directory, relative to the release.
     type: str
     default: .next
+  subdir:
+    description:
+      - With O(action=takeover), the directory of the build, relative to C(builds/<id>), that
+        becomes the release (C(.next/standalone) for Next.js's C(output) C(standalone)); the
+        rest of the build is removed. Empty for the whole build.
+    type: str
+    default: ""
   data_dir:
     description:
       - The app's writable data directory; the release's C(<dist_dir>/cache) links to
@@ -417,6 +424,10 @@ def _takeover(
     if module.check_mode:
         return {"changed": True}
     dist = p["dist_dir"].strip("/")
+    subdir = p["subdir"].strip("/")
+    parts = subdir.split("/") if subdir else []
+    if any(part in ("", ".", "..") for part in parts):
+        raise rfs.ReleaseError(f"subdir must be a plain relative path (got {p['subdir']!r})")
     bfd = rfs.open_at(root_fd, "builds")
     with rfs.opened(bfd):
         sfd = rfs.open_at(bfd, rid)
@@ -426,10 +437,28 @@ def _takeover(
                 raise rfs.ReleaseError(
                     f"builds/{rid}: owned by uid {owner}, not the build's user ({p['user']})"
                 )
-            report = rfs.take_over(sfd, uid, gid, (f"{dist}/static",))
-        # A root-owned leftover of an earlier take-over that never got its marker.
-        rfs.remove_tree(releases_fd, rid)
-        os.rename(rid, rid, src_dir_fd=bfd, dst_dir_fd=releases_fd)
+            # The whole build is root's before anything of it moves: a part of it cannot
+            # be swapped for a link on the way.
+            public = "/".join([*parts, dist, "static"])
+            report = rfs.take_over(sfd, uid, gid, (public,))
+            # A root-owned leftover of an earlier take-over that never got its marker.
+            rfs.remove_tree(releases_fd, rid)
+            if parts:
+                try:
+                    pfd = rfs.open_at(sfd, "/".join(parts[:-1])) if len(parts) > 1 else os.dup(sfd)
+                except FileNotFoundError:
+                    pfd = -1
+                if pfd < 0 or rfs.lstat_at(pfd, parts[-1]) is None:
+                    raise rfs.ReleaseError(
+                        f"incomplete build in builds/{rid}: no {subdir} (Next.js writes it with"
+                        " output: 'standalone' in next.config)")
+                with rfs.opened(pfd):
+                    os.rename(parts[-1], rid, src_dir_fd=pfd, dst_dir_fd=releases_fd)
+        if parts:
+            # What the release does not take: the build's own dependencies and sources.
+            rfs.remove_tree(bfd, rid)
+        else:
+            os.rename(rid, rid, src_dir_fd=bfd, dst_dir_fd=releases_fd)
     path = _path(root_fd, f"releases/{rid}")
     rfs.drop_outside_links(path, report)
     rfd = rfs.open_at(releases_fd, rid)
@@ -519,6 +548,7 @@ def main() -> None:
             "release_id": {"type": "str", "default": ""},
             "user": {"type": "str", "default": ""},
             "dist_dir": {"type": "str", "default": ".next"},
+            "subdir": {"type": "str", "default": ""},
             "data_dir": {"type": "path", "default": ""},
             "required": {"type": "list", "elements": "str", "default": []},
             "marker": {"type": "dict", "default": {}},

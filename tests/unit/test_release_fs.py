@@ -571,3 +571,53 @@ def test_stage_keeps_only_the_newest_failed_build(app_root, tmp_path):
         os.utime(rel, (1000 + n, 1000 + n))
     stage(app_root, tmp_path, "r4")
     assert sorted(p.name for p in (app_root / "builds").iterdir()) == ["f3", "r4"]
+
+
+# --- output: 'standalone' -------------------------------------------------------------------
+
+
+def test_a_standalone_build_becomes_the_release_without_the_build_tree(app_root, tmp_path):
+    """`next build` with output: 'standalone' writes a server and the modules it needs in
+    .next/standalone; the build's script copied public/ and .next/static into it. Only that
+    becomes the release: no dev dependency, no source runs."""
+    build = stage(app_root, tmp_path, "s1")
+    fake_build(build)
+    standalone = build / ".next" / "standalone"
+    fake_build(standalone)
+    (standalone / "public").mkdir()
+    (standalone / "public" / "robots.txt").write_text("User-agent: *")
+    (build / "node_modules" / "typescript").mkdir(parents=True)
+    (build / "app" / "page.tsx").parent.mkdir()
+    (build / "app" / "page.tsx").write_text("export default 1")
+    as_app(build)
+    rc, out = takeover(app_root, tmp_path, "s1", subdir=".next/standalone")
+    assert rc == 0, out
+    rel = app_root / "releases" / "s1"
+    assert not (app_root / "builds" / "s1").exists()
+    assert (rel / "server.js").is_file() and (rel / "public" / "robots.txt").is_file()
+    assert not (rel / "node_modules" / "typescript").exists() and not (rel / "app").exists()
+    for p in [rel, *rel.rglob("*")]:
+        assert p.lstat().st_uid == 0, p
+    assert (rel / ".hardenkit-release.json").is_file()
+    static = app_root / "shared" / "static" / "_next" / "static" / "chunks" / "main-abc.js"
+    assert static.read_text() == "console.log(1)"
+    assert stat.S_IMODE(static.stat().st_mode) == 0o644
+
+
+def test_a_build_without_its_standalone_directory_is_refused(app_root, tmp_path):
+    build = stage(app_root, tmp_path, "s2")
+    fake_build(build)
+    as_app(build)
+    rc, out = takeover(app_root, tmp_path, "s2", subdir=".next/standalone")
+    assert rc != 0
+    assert "no .next/standalone" in out["msg"] and "output: 'standalone'" in out["msg"]
+    assert not (app_root / "releases" / "s2").exists()
+
+
+@pytest.mark.parametrize("subdir", ["../x", ".next/../../etc", "a//b"])
+def test_a_subdir_leading_elsewhere_is_refused(app_root, tmp_path, subdir):
+    build = stage(app_root, tmp_path, "s3")
+    fake_build(build)
+    as_app(build)
+    rc, out = takeover(app_root, tmp_path, "s3", subdir=subdir)
+    assert rc != 0 and "subdir must be a plain relative path" in out["msg"]

@@ -1,0 +1,6 @@
+/** @type {import("next").NextConfig} */
+const nextConfig = {
+  output: "export",
+};
+
+module.exports = nextConfig;
