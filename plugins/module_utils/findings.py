@@ -230,19 +230,56 @@ def _guess(lst: Mapping[str, Any]) -> Mapping[str, Any]:
     return lst.get("owner_guess") or {}
 
 
-def find_app_exposed(listeners: list[Mapping[str, Any]], app_port: int) -> list[Finding]:
-    """The app port listens on a non-loopback address (reachable around the proxy)."""
-    exposed = [lst for lst in listeners if lst.get("port") == app_port and not lst.get("loopback")]
+def _app_held(lst: Mapping[str, Any], app_pids: set[int]) -> bool:
+    """The listener's holder is one of the app's processes: read, or (holder refused) every
+    Node.js process of its socket's user is the app's."""
+    if lst.get("pid"):
+        return lst["pid"] in app_pids
+    pids = _guess(lst).get("pids") or []
+    return bool(pids) and all(pid in app_pids for pid in pids)
+
+
+def find_app_exposed(
+    listeners: list[Mapping[str, Any]],
+    app_port: int,
+    processes: list[Mapping[str, Any]] | None = None,
+) -> list[Finding]:
+    """The app is reachable around the proxy: its port, or any port one of the app's own
+    processes listens on (a copy started by hand on another port), on a non-loopback
+    address."""
+    by_pid = {p["pid"]: p for p in processes or [] if p.get("in_scope")}
+    exposed = [
+        lst
+        for lst in listeners
+        if not lst.get("loopback")
+        and (lst.get("port") == app_port or _app_held(lst, set(by_pid)))
+    ]
     if not exposed:
         return []
-    return [
-        finding(
-            "app_exposed",
-            CRITICAL,
-            f"the app port {app_port} listens on a non-loopback address, bypassing the proxy",
-            [f"{_addr(lst)} ({lst.get('proto')}) pid {lst.get('pid') or '?'}" for lst in exposed],
+    evidence = []
+    for lst in exposed:
+        line = f"{_addr(lst)} ({lst.get('proto')}) pid {lst.get('pid') or '?'}"
+        if lst.get("port") != app_port:
+            if lst.get("pid"):
+                proc = by_pid[lst["pid"]]
+                line += f" ({proc.get('user')}): {shorten(str(proc.get('cmdline', '')), CMD_CHARS)}"
+                line += _judged([proc])
+            else:
+                guess = _guess(lst)
+                line += (
+                    f": holder unreadable; its socket's user {guess.get('user')} runs only the "
+                    f"app's Node.js processes (pids {', '.join(map(str, guess.get('pids', [])))})"
+                )
+        evidence.append(line)
+    ports = sorted({int(lst.get("port") or 0) for lst in exposed})
+    if ports == [app_port]:
+        summary = f"the app port {app_port} listens on a non-loopback address, bypassing the proxy"
+    else:
+        summary = (
+            f"the app listens on a non-loopback address on port(s) "
+            f"{', '.join(map(str, ports))}, bypassing the proxy"
         )
-    ]
+    return [finding("app_exposed", CRITICAL, summary, evidence)]
 
 
 # --- build, probes, proxy ----------------------------------------------------------------
@@ -800,7 +837,7 @@ def evaluate(
     found += find_proxy_down(probes, listeners, proxy_port, nginx)
     found += find_log_errors(facts.get("logs"))
     found += find_no_process_manager(listeners, facts.get("pm2"), app_port, app_name)
-    found += find_app_exposed(listeners, app_port)
+    found += find_app_exposed(listeners, app_port, processes)
     found += find_no_reverse_proxy(probes, listeners, proxy_port, down)
     found += find_no_log_rotation(facts.get("logrotate"))
     found += find_memory_high(facts.get("memory"), th)

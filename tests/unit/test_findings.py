@@ -414,6 +414,54 @@ def loopback_v6(facts, probes):
     facts["listeners"].append(listener("::ffff:127.0.0.1", 5000, 2290, "pm2"))
 
 
+def hand_copy_on_all_interfaces(facts, probes):
+    # `PORT=5101 HOSTNAME=0.0.0.0 pnpm start` by the app user in the live release
+    facts["processes"].append(
+        process(4300, 1, "node dist/server.js", "/srv/workbot/current", user="workbot")
+    )
+    facts["listeners"].append(listener("0.0.0.0", 5101, 4300, None, "node dist/server.js"))
+
+
+def hand_copy_refused(facts, probes):
+    # the same copy where root may not read its fds: the socket's user runs only the app's
+    # Node.js processes (judged by user)
+    facts["processes"].append(
+        process(4300, 1, "node dist/server.js", None, in_scope="user", user="workbot")
+        | {"unreadable": ["cwd", "fd"]}
+    )
+    facts["listeners"].append(
+        listener("::", 5101, None, None)
+        | {
+            "owner_guess": {
+                "uid": 998,
+                "user": "workbot",
+                "pids": [4300],
+                "trees": 1,
+                "managed": "none",
+            }
+        }
+    )
+
+
+def other_users_server_exposed(facts, probes):
+    facts["processes"].append(
+        process(810, 1, "node /home/alice/blog/server.js", "/home/alice/blog", in_scope=None)
+    )
+    facts["listeners"].append(listener("0.0.0.0", 8080, 810, None, "node server.js", "alice"))
+
+
+def refused_holder_not_only_the_apps(facts, probes):
+    # the socket's user runs the app's copy and a Node.js process that is not the app's
+    hand_copy_refused(facts, probes)
+    facts["processes"].append(process(4400, 1, "node /opt/tool.js", None, in_scope=None))
+    facts["listeners"][-1]["owner_guess"]["pids"] = [4300, 4400]
+
+
+def hand_copy_on_loopback(facts, probes):
+    hand_copy_on_all_interfaces(facts, probes)
+    facts["listeners"][-1].update(address="127.0.0.1", loopback=True)
+
+
 def unrotated(facts, probes):
     facts["logrotate"]["uncovered"] = ["/srv/workbot/.pm2/logs"]
     facts["logrotate"]["covered"].pop("/srv/workbot/.pm2/logs")
@@ -617,6 +665,8 @@ TRIGGERS = [
     ),
     ("0.0.0.0:5000", exposed_v4, "app_exposed", "critical"),
     ("[::]:5000", exposed_v6, "app_exposed", "critical"),
+    ("a copy by hand on 0.0.0.0:5101", hand_copy_on_all_interfaces, "app_exposed", "critical"),
+    ("a refused copy on [::]:5101", hand_copy_refused, "app_exposed", "critical"),
     ("port 80 closed", proxy_closed, "no_reverse_proxy", "warning"),
     ("port 80 open, no HTTP answer", proxy_deaf, "no_reverse_proxy", "warning"),
     ("PM2 logs unrotated", unrotated, "no_log_rotation", "warning"),
@@ -685,6 +735,9 @@ MUST_NOT = [
     ("down, PM2 unknown", down_pm2_unknown, "no_process_manager"),
     ("owner unreadable, PM2 app online", owner_unreadable, "no_process_manager"),
     ("loopback only", loopback_v6, "app_exposed"),
+    ("another user's server on 0.0.0.0", other_users_server_exposed, "app_exposed"),
+    ("a refused holder whose user runs more", refused_holder_not_only_the_apps, "app_exposed"),
+    ("a copy by hand on loopback", hand_copy_on_loopback, "app_exposed"),
     ("nginx answers", None, "no_reverse_proxy"),
     ("nginx answers 502", proxy_502, "no_reverse_proxy"),
     ("Nginx stopped on a hardened host is proxy_down", nginx_stopped, "no_reverse_proxy"),
@@ -755,6 +808,20 @@ def test_dev_mode_reports_the_top_of_each_tree():
     [dev] = [f for f in run(tree) if f["code"] == "dev_mode"]
     assert len(dev["evidence"]) == 1 and dev["evidence"][0].startswith("pnpm dev: pid 10")
     assert "next dev, pnpm dev" in dev["summary"]
+
+
+def test_app_exposed_names_the_copy_on_another_port():
+    (found,) = [f for f in run(hand_copy_on_all_interfaces) if f["code"] == "app_exposed"]
+    assert found["summary"].startswith("the app listens on a non-loopback address on port(s) 5101")
+    assert found["evidence"] == ["0.0.0.0:5101 (tcp) pid 4300 (workbot): node dist/server.js"]
+
+
+def test_app_exposed_says_a_refused_holder_was_judged():
+    (found,) = [f for f in run(hand_copy_refused) if f["code"] == "app_exposed"]
+    assert found["evidence"] == [
+        "[::]:5101 (tcp6) pid ?: holder unreadable; its socket's user workbot runs only "
+        "the app's Node.js processes (pids 4300)"
+    ]
 
 
 def test_route_failed_evidence():
