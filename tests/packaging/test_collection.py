@@ -56,7 +56,7 @@ ALLOWED_TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md",
 # Repository tooling that must never ship.
 NEVER_SHIPPED = {"tests", "molecule", ".venv", "examples", "reports", "bench", "collections",
                  "inventories", "scripts", ".cache", ".git", "execution-environment.yml",
-                 "requirements.txt", "ansible.cfg", "Makefile"}
+                 "requirements.txt", "requirements-dev.txt", "ansible.cfg", "Makefile"}
 
 
 def run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
