@@ -14,7 +14,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.modules.node_release import A
 
 class ActionModule(InWorkerAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
-    PATHS = ("app_dir", "cache_dir")
+    PATHS = ("app_dir", "workspace_dir", "cache_dir")
 
     def work(self, params):
         return release(params, Display().warning)

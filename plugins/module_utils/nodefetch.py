@@ -91,9 +91,15 @@ def release(p: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
     on failure."""
     mirror = p["mirror"].rstrip("/")
     arch = host_arch(p["architecture"])
-    spec, source = pick_spec(p["version"], *app_specs(p["app_dir"]))
+    # A monorepo app: its own files first, else the workspace root's (.nvmrc sits there).
+    app_dir = p["app_dir"]
+    specs = app_specs(app_dir)
+    if not any(specs) and p.get("workspace_dir"):
+        app_dir = p["workspace_dir"]
+        specs = app_specs(app_dir)
+    spec, source = pick_spec(p["version"], *specs)
     own_file = source not in ("node_runtime_version", "the newest LTS")
-    where = f" in {p['app_dir']}" if own_file else ""
+    where = f" in {app_dir}" if own_file else ""
 
     # One cache per mirror: two mirrors may disagree on what a version holds.
     cache = os.path.join(p["cache_dir"], hashlib.sha1(mirror.encode()).hexdigest()[:12])

@@ -45,6 +45,11 @@ options:
       (a source from git).
     type: path
     default: ""
+  workspace_dir:
+    description: The workspace root of a monorepo app (O(app_dir) is then a directory in it),
+      whose files count when O(app_dir) has none of its own; empty for an app of its own.
+    type: path
+    default: ""
   mirror:
     description: The download base, in the layout of C(https://nodejs.org/dist/).
     type: str
@@ -131,6 +136,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.nodefetch import
 ARGUMENT_SPEC = {
     "version": {"type": "str", "default": ""},
     "app_dir": {"type": "path", "default": ""},
+    "workspace_dir": {"type": "path", "default": ""},
     "mirror": {"type": "str", "default": "https://nodejs.org/dist/"},
     "architecture": {"type": "str", "required": True},
     "cache_dir": {"type": "path", "required": True},

@@ -192,6 +192,21 @@ def test_the_spec_comes_from_the_option_then_nvmrc_node_version_and_engines(tmp_
     ]
 
 
+def test_a_monorepo_app_falls_back_to_the_workspace_root(tmp_path):
+    root = app(tmp_path, {".nvmrc": "20\n"})
+    web = root / "apps" / "web"
+    web.mkdir(parents=True)
+    (web / "package.json").write_text('{"name": "web"}')
+    with serve() as mirror:
+        rc, from_root = node_release(mirror, tmp_path, app_dir=str(web),
+                                     workspace_dir=str(root), fetch=False)
+        (web / ".node-version").write_text("18\n")
+        rc2, own = node_release(mirror, tmp_path, app_dir=str(web),
+                                workspace_dir=str(root), fetch=False)
+    assert rc == 0 and (from_root["source"], from_root["version"]) == (".nvmrc", "20.18.1")
+    assert rc2 == 0 and (own["source"], own["version"]) == (".node-version", "18.20.5")
+
+
 def test_a_spec_no_release_satisfies_fails_naming_its_source(tmp_path):
     src = app(tmp_path, {".nvmrc": "19\n"})
     with serve() as mirror:
