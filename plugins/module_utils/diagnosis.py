@@ -89,6 +89,7 @@ class DiagnoseOptions:
     probe_timeout: float = 5.0
     thresholds: dict[str, float] = field(default_factory=dict)
     required_files: list[str] = field(default_factory=list)
+    dist_dir: str = ".next"
     proxy_site: str = ""
     nginx_conf_dir: str = "/etc/nginx"
     proc_root: str = "/proc"
@@ -508,7 +509,7 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     facts["unreadable"] = unreadable_facts(unreadable, processes)
     current = os.path.join(opts.app_root, "current")
     facts["build"] = build_integrity(
-        current, os.path.exists, _reader_in(current), opts.required_files
+        current, os.path.exists, _reader_in(current), opts.required_files, opts.dist_dir
     )
     facts["release"] = live_release(current)
     facts["release_dir"] = live_release_dir(current)

@@ -89,8 +89,10 @@ def build_integrity(
     exists: Callable[[str], bool],
     read_text: Callable[[str], str | None],
     required_files: Iterable[str] = (),
+    dist_dir: str = ".next",
 ) -> dict[str, Any]:
-    """Check the live build at ``current`` (``<app_root>/current``).
+    """Check the live build at ``current`` (``<app_root>/current``), whose Next.js output is
+    ``dist_dir`` (``apps/web/.next`` for an app in a monorepo).
 
     The same completeness rule the release gate applies before a switch
     (``nextbuild.check_next_build``): ``.next/BUILD_ID`` and every file the route
@@ -120,7 +122,9 @@ def build_integrity(
             raise OSError(f"cannot read {path}")
         return text
 
-    result = check_next_build(current, required=list(required_files), read=read, exists=exists)
+    result = check_next_build(
+        current, dist_dir, required=list(required_files), read=read, exists=exists
+    )
     build_id = result.get("build_id")
     out["build_id"] = str(build_id)[:64] if build_id else None
     out["routes"] = len(result.get("routes") or [])

@@ -152,6 +152,12 @@ options:
     type: list
     elements: str
     default: []
+  dist_dir:
+    description:
+      - The Next.js build directory of the live release, relative to C(<app_root>/current)
+        (C(apps/web/.next) for an app in a monorepo).
+    type: str
+    default: .next
 notes:
   - Run it with root privileges (C(become)) for complete facts; without root, other
     users' sockets and working directories cannot be read, and such gaps are listed in
@@ -327,6 +333,7 @@ ARGUMENT_SPEC = {
     "probe_timeout": {"type": "float", "default": 5.0},
     "thresholds": {"type": "dict", "default": {}},
     "required_files": {"type": "list", "elements": "str", "default": []},
+    "dist_dir": {"type": "str", "default": ".next"},
 }
 
 
@@ -345,6 +352,9 @@ def build_options(params: dict) -> DiagnoseOptions:
             raise OptionError(f"{name} must be an absolute path, got {params[name]!r}")
     if not params["nginx_conf_dir"]:
         raise OptionError("nginx_conf_dir must not be empty")
+    dist = params["dist_dir"]
+    if not dist or dist.startswith("/") or ".." in dist.split("/"):
+        raise OptionError(f"dist_dir must be relative to <app_root>/current, got {dist!r}")
     for idx, rel in enumerate(params["required_files"]):
         if rel.startswith("/") or ".." in rel.split("/"):
             raise OptionError(
@@ -369,6 +379,7 @@ def build_options(params: dict) -> DiagnoseOptions:
         probe_timeout=timeout,
         thresholds=merge_thresholds(params["thresholds"]),
         required_files=list(params["required_files"]),
+        dist_dir=dist,
         proxy_site=params["proxy_site"] or "",
         nginx_conf_dir=params["nginx_conf_dir"],
     )

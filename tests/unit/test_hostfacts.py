@@ -65,6 +65,18 @@ def test_complete_build(tmp_path):
     assert result["missing"] == [] and result["missing_count"] == 0
 
 
+def test_a_monorepo_app_is_checked_in_its_own_directory(tmp_path):
+    # app_subdir apps/web: the build is apps/web/.next, none at the release's top
+    current = make_release(tmp_path)
+    release = current.resolve()
+    (release / "apps" / "web").mkdir(parents=True)
+    (release / ".next").rename(release / "apps" / "web" / ".next")
+    top = check(current)
+    nested = build_integrity(str(current), os.path.exists, read_small_text, (), "apps/web/.next")
+    assert top["ok"] is False and ".next/BUILD_ID" in top["missing"]
+    assert nested["ok"] is True and nested["routes"] == 7
+
+
 def test_incident_build_route_files_missing(tmp_path):
     # the incident's ENOENTs: page.js, _document.js, api/health/route.js
     current = make_release(
