@@ -1,0 +1,9 @@
+import { greeting } from "@repo/greeting";
+
+export default function Home() {
+  return (
+    <main>
+      <div>{greeting("web")}</div>
+    </main>
+  );
+}
