@@ -248,11 +248,12 @@ def find_app_exposed(
     processes listens on (a copy started by hand on another port), on a non-loopback
     address."""
     by_pid = {p["pid"]: p for p in processes or [] if p.get("in_scope")}
+    app_pids = set(by_pid)
     exposed = [
         lst
         for lst in listeners
         if not lst.get("loopback")
-        and (lst.get("port") == app_port or _app_held(lst, set(by_pid)))
+        and (lst.get("port") == app_port or _app_held(lst, app_pids))
     ]
     if not exposed:
         return []
