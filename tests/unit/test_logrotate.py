@@ -33,6 +33,8 @@ def templar(role: str, **given: Any) -> Templar:
     variables = {
         **trusted(load(ROOT / "roles" / "app" / "defaults" / "main.yml")),
         **trusted(load(ROOT / "roles" / role / "defaults" / "main.yml")),
+        # the play's app role vars (the app's directory in the release, …)
+        **trusted(load(ROOT / "roles" / "app" / "vars" / "main.yml")),
         "app_name": "workbot",
         "ansible_managed": "Ansible managed",
         **given,
