@@ -16,7 +16,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -213,6 +213,62 @@ def probe_until(
             break
     out["probes"] = results
     out["ok"] = not todo
+    return out
+
+
+def wait_free(host: str, port: int, timeout: float, interval: float = 0.1) -> bool:
+    """Whether ``host:port`` stops accepting connections within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), port), timeout=1):
+                pass
+        except OSError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def start_and_probe(
+    host: str,
+    port: int,
+    probes: list[dict[str, Any]],
+    *,
+    start: Callable[[], str],
+    stop: Callable[[], None],
+    read_log: Callable[[], list[str]],
+    free_timeout: float = 5,
+    **probe_args: Any,
+) -> dict[str, Any]:
+    """The pre-traffic gate in one step: wait up to ``free_timeout`` s for the port to be
+    free, ``start()`` what is to be probed (it returns an error text, "" once started),
+    ``probe_until``, then ``stop()`` whatever the outcome. On a failure the result carries
+    ``read_log()`` (read before the stop), masked.
+
+    Returns ``probe_until``'s result with ``busy`` (the port stayed in use: nothing was
+    started), ``start_error`` and ``log``.
+    """
+    out: dict[str, Any] = {
+        "ok": False,
+        "listening": False,
+        "attempts": 0,
+        "probes": [],
+        "busy": False,
+        "start_error": "",
+        "log": [],
+    }
+    if not wait_free(host, port, free_timeout):
+        out["busy"] = True
+        return out
+    try:
+        out["start_error"] = start()
+        if not out["start_error"]:
+            out.update(probe_until(host, port, probes, **probe_args))
+        if not out["ok"]:
+            out["log"] = [redact_text(line) for line in read_log()]
+    finally:
+        stop()
     return out
 
 

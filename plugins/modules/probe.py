@@ -13,7 +13,12 @@ description:
   - A probe that fails is tried again on its own, up to O(retries) times, O(delay) seconds
     apart. One task for what would otherwise be a M(ansible.builtin.wait_for) and a
     M(ansible.builtin.uri) per path.
-  - Read-only; fails naming each path that did not answer as expected.
+  - With O(start), the pre-traffic gate in one step. It waits up to O(free_timeout)
+    seconds for the port to be free, runs O(start) (which starts what is probed in the
+    background, a transient systemd unit), probes, and stops O(unit) whatever the outcome;
+    on a failure it returns the end of that unit's journal since the start, masked. Not
+    run in check mode.
+  - Otherwise read-only. Fails naming each path that did not answer as expected.
 options:
   host:
     description: The address to connect to, on the host itself.
@@ -53,12 +58,39 @@ options:
     description: Seconds each request waits for an answer.
     type: float
     default: 15
+  start:
+    description:
+      - A command that starts what is to be probed and returns (C(systemd-run) without
+        C(--wait)), run once the port is free. Empty probes what already runs.
+    type: list
+    elements: str
+    default: []
+  unit:
+    description:
+      - The systemd unit O(start) starts, stopped when the probes end (whatever the
+        outcome); on a failure, its journal since the start is returned as RV(log).
+    type: str
+    default: ""
+  free_timeout:
+    description: With O(start), seconds to wait for the port to be free before it fails.
+    type: float
+    default: 5
 attributes:
   check_mode:
-    support: full
+    support: partial
+    details: With O(start), nothing is started or probed in check mode.
 """
 
 EXAMPLES = r"""
+- name: Start a release on a spare port as a transient unit, probe it, stop it
+  hardenkit.nodeapp.probe:
+    port: 5099
+    listen_timeout: 60
+    probes: [{path: /api/health, status: 200}]
+    start: [systemd-run, --unit=gate-app, --collect, --quiet,
+            /usr/bin/node, /srv/app/current/dist/server.js]
+    unit: gate-app
+
 - name: Wait for the new release on its spare port and require every probe
   hardenkit.nodeapp.probe:
     port: 5099
@@ -82,7 +114,18 @@ probes:
   type: list
   elements: dict
   returned: always
+busy:
+  description: With O(start), the port stayed in use, so nothing was started.
+  type: bool
+  returned: with O(start)
+log:
+  description: On a failure with O(unit), the end of the unit's journal since the start, masked.
+  type: list
+  elements: str
+  returned: with O(start)
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -94,7 +137,53 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
     describe_failures,
     probe_until,
+    start_and_probe,
 )
+
+JOURNAL_LINES = 30
+
+
+def _gate(module: AnsibleModule, port: int, probes: list, probe_args: dict) -> dict:
+    p = module.params
+    unit = p["unit"]
+    since = int(time.time())
+
+    def start() -> str:
+        rc, out, err = module.run_command(p["start"])
+        return "" if rc == 0 else (err or out).strip() or f"exit status {rc}"
+
+    def stop() -> None:
+        if unit:
+            module.run_command(["systemctl", "stop", f"{unit}.service"])
+
+    def read_log() -> list[str]:
+        if not unit:
+            return []
+        argv = [
+            "journalctl",
+            "--unit",
+            unit,
+            "--no-pager",
+            "--lines",
+            str(JOURNAL_LINES),
+            "--output",
+            "cat",
+            "--since",
+            f"@{since}",
+        ]
+        rc, out, _ = module.run_command(argv)
+        return out.splitlines() if rc == 0 else []
+
+    return start_and_probe(
+        p["host"],
+        port,
+        probes,
+        start=start,
+        stop=stop,
+        read_log=read_log,
+        free_timeout=p["free_timeout"],
+        **probe_args,
+    )
 
 
 def main() -> None:
@@ -115,6 +204,9 @@ def main() -> None:
             "retries": {"type": "int", "default": 0},
             "delay": {"type": "float", "default": 1},
             "timeout": {"type": "float", "default": 15},
+            "start": {"type": "list", "elements": "str", "default": []},
+            "unit": {"type": "str", "default": ""},
+            "free_timeout": {"type": "float", "default": 5},
         },
         supports_check_mode=True,
     )
@@ -126,16 +218,31 @@ def main() -> None:
         probes = validate_probes(p["probes"])
     except OptionError as exc:
         module.fail_json(msg=str(exc))
-    result = probe_until(
-        p["host"],
-        port,
-        probes,
-        listen_timeout=p["listen_timeout"],
-        retries=p["retries"],
-        delay=p["delay"],
-        timeout=p["timeout"],
-    )
+    probe_args = {
+        "listen_timeout": p["listen_timeout"],
+        "retries": p["retries"],
+        "delay": p["delay"],
+        "timeout": p["timeout"],
+    }
     where = f"{p['host']}:{p['port']}"
+    if p["start"]:
+        if module.check_mode:
+            module.exit_json(changed=False, skipped=True, msg="not started in check mode")
+        result = _gate(module, port, probes, probe_args)
+        if result["busy"]:
+            module.fail_json(
+                msg=f"port {port} stayed in use on the host for {p['free_timeout']:g} s",
+                changed=False,
+                **result,
+            )
+        if result["start_error"]:
+            module.fail_json(
+                msg=f"could not start what is to be probed: {result['start_error']}",
+                changed=False,
+                **result,
+            )
+    else:
+        result = probe_until(p["host"], port, probes, **probe_args)
     if not result["listening"]:
         module.fail_json(
             msg=f"nothing listened on {where} within {p['listen_timeout']:g} s",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +19,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
     probe_until,
     probe_url,
     run_probes,
+    start_and_probe,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.procfs import Listener
 
@@ -231,3 +234,119 @@ def test_probe_until_reports_what_still_fails(incident_app):
     assert describe_failures(result["probes"]) == "/api/health answered 404 (expected 200)"
     refused = probe_until("127.0.0.1", free_port(), [{"path": "/x", "status": 200}])
     assert describe_failures(refused["probes"]) == "/x connection refused"
+
+
+# --- start_and_probe (the probe module's start=, the pre-traffic gate) ---------------------
+
+
+class _Gate:
+    """A release started as a real process (python's http.server: / answers 200, any other
+    path 404), stopped by ``stop``; records the calls."""
+
+    def __init__(self, port: int, log: list[str] | None = None):
+        self.port, self.calls, self.proc = port, [], None
+        self.log = log if log is not None else ["listening on the gate port"]
+
+    def start(self) -> str:
+        self.calls.append("start")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return ""
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def read_log(self) -> list[str]:
+        self.calls.append("log")
+        return self.log
+
+    def run(self, probes, **kw):
+        return start_and_probe(
+            "127.0.0.1",
+            self.port,
+            probes,
+            start=self.start,
+            stop=self.stop,
+            read_log=self.read_log,
+            listen_timeout=10,
+            **kw,
+        )
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_gate_that_passes_starts_probes_and_stops():
+    gate = _Gate(free_port())
+    result = gate.run([{"path": "/", "status": 200}])
+    assert result["ok"] and not result["busy"] and result["start_error"] == ""
+    assert gate.calls == ["start", "stop"]  # no journal read for a release that passed
+    assert result["log"] == [] and [r["status"] for r in result["probes"]] == [200]
+    assert _refused(gate.port)
+
+
+def test_gate_that_fails_returns_the_masked_log_and_stops():
+    gate = _Gate(free_port(), log=["boot", "DATABASE_URL=postgres://app:s3cret@db/app"])
+    result = gate.run([{"path": "/", "status": 200}, {"path": "/api/health", "status": 200}])
+    assert not result["ok"] and result["listening"]
+    assert describe_failures(result["probes"]) == "/api/health answered 404 (expected 200)"
+    assert gate.calls == ["start", "log", "stop"]  # the log is read before the stop
+    assert result["log"][0] == "boot" and "s3cret" not in result["log"][1]
+    assert _refused(gate.port)
+
+
+def test_gate_waits_for_the_port_then_gives_up_without_starting():
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    gate = _Gate(holder.getsockname()[1])
+    began = time.monotonic()
+    try:
+        result = gate.run([{"path": "/", "status": 200}], free_timeout=0.5)
+    finally:
+        holder.close()
+    assert result["busy"] and not result["ok"] and gate.calls == []
+    assert 0.5 <= time.monotonic() - began < 5
+
+
+def test_gate_starts_once_the_port_is_freed():
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    gate = _Gate(holder.getsockname()[1])
+    threading.Timer(0.4, holder.close).start()
+    result = gate.run([{"path": "/", "status": 200}], free_timeout=5)
+    assert result["ok"] and gate.calls == ["start", "stop"]
+
+
+def test_gate_whose_start_fails_reads_the_log_and_still_stops():
+    gate = _Gate(free_port(), log=["unit failed"])
+    gate.start = lambda: (gate.calls.append("start"), "Unit hardenkit-gate-x already exists")[1]
+    result = gate.run([{"path": "/", "status": 200}])
+    assert result["start_error"] == "Unit hardenkit-gate-x already exists"
+    assert not result["ok"] and result["attempts"] == 0
+    assert gate.calls == ["start", "log", "stop"] and result["log"] == ["unit failed"]
+
+
+def test_gate_stops_even_when_the_start_raises():
+    gate = _Gate(free_port())
+
+    def boom() -> str:
+        gate.calls.append("start")
+        raise OSError("systemd-run: not found")
+
+    gate.start = boom
+    with pytest.raises(OSError):
+        gate.run([{"path": "/", "status": 200}])
+    assert gate.calls == ["start", "stop"]
