@@ -93,7 +93,7 @@ def source_hash(root: str, excludes: Iterable[str]) -> str:
 
 
 def source_manifest(root: str, excludes: Iterable[str]) -> dict[str, Any]:
-    """For copy_local.yml: whether ``root`` is a git work tree, the files to pack there (the
+    """For pack_local.yml: whether ``root`` is a git work tree, the files to pack there (the
     ones ``source_hash`` covers: a list, and NUL-terminated for tar) and its uncommitted
     changes."""
     excludes = [str(e) for e in excludes]

@@ -16,7 +16,10 @@ description:
   - C(read) returns the live and previous release and whether O(release_id) is finished.
     On a host laid out by an older hardenkit it also takes over C(releases/*) and
     C(shared/static) (then owned by the app user), which counts as a change.
-  - C(stage) gives the build an empty C(builds/<id>) owned by O(user).
+  - C(stage) gives the build an empty C(builds/<id>) owned by O(user), creates the
+    root-only O(log_dir), and unpacks the source into it as O(user) (root only reads the
+    source, O(src) on the control node or a commit of O(git_dir)); no setuid or setgid
+    bit is restored, no owner taken from the archive.
   - C(takeover) makes the built C(builds/<id>) root's (readable by O(user)'s group,
     writable by root alone; links leading outside, devices, FIFOs, sockets and files of
     other owners removed; setuid and setgid bits cleared), moves it to C(releases/<id>),
@@ -84,6 +87,27 @@ options:
     default: {}
   env:
     description: The release's environment file, as its text (C(takeover)).
+    type: str
+    default: ""
+  log_dir:
+    description:
+      - For C(stage), a directory under O(app_root) (a name, not a path) made root's and
+        readable by root alone, for the build's logs. Empty makes none.
+    type: str
+    default: ""
+  src:
+    description:
+      - For C(stage), a C(.tar.gz) of the source on the control node, copied to a
+        temporary file on the host and unpacked into C(builds/<id>) as O(user) (the
+        action plugin does the copy).
+    type: path
+  git_dir:
+    description:
+      - For C(stage), a git repository on the host (root's) whose O(git_commit) is
+        exported into C(builds/<id>) as O(user). Exclusive with O(src).
+    type: path
+  git_commit:
+    description: For C(stage) with O(git_dir), the commit to export.
     type: str
     default: ""
   finished:
@@ -154,6 +178,7 @@ import grp
 import os
 import pwd
 import stat
+import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -374,6 +399,8 @@ def run(module: AnsibleModule) -> dict:
                     )
             elif action == "stage":
                 result.update(_stage(root_fd, rid, uid, gid, check))
+                if not check:
+                    _stage_logs_and_source(module, root_fd, rid, uid, gid)
             elif action == "takeover":
                 result.update(_takeover(module, root_fd, releases_fd, rid, uid, gid))
             elif action == "switch":
@@ -413,6 +440,49 @@ def _stage(root_fd: int, rid: str, uid: int, gid: int, check: bool) -> dict:
             os.fchown(sfd, uid, gid)
             os.fchmod(sfd, 0o750)
     return {"changed": True, "build_path": _path(root_fd, f"builds/{rid}")}
+
+
+def _stage_logs_and_source(
+    module: AnsibleModule, root_fd: int, rid: str, uid: int, gid: int
+) -> None:
+    """The build log directory (root's, 0700) and the source, unpacked by the app user."""
+    p = module.params
+    if p["log_dir"]:
+        if "/" in p["log_dir"] or p["log_dir"] in (".", ".."):
+            raise rfs.ReleaseError(f"log_dir must be a name under app_root, got {p['log_dir']!r}")
+        os.close(rfs.ensure_dir(root_fd, p["log_dir"], 0, 0, 0o700)[0])
+    dest = _path(root_fd, f"builds/{rid}")
+    # As the app user, into its own build directory: root writes nothing there.
+    # --no-overwrite-dir keeps the directory's mode as _stage made it.
+    tar = ["tar", "-x", "--no-same-permissions", "--no-same-owner", "--no-overwrite-dir"]
+    tar += ["-C", dest, "-f", "-"]
+    as_user = {"user": uid, "group": gid, "extra_groups": [], "env": {"PATH": "/usr/bin:/bin"}}
+    if p["archive"]:
+        with open(p["archive"], "rb") as source:
+            done = subprocess.run(
+                [*tar[:2], "-z", *tar[2:]], stdin=source, capture_output=True, **as_user
+            )
+        if done.returncode != 0:
+            raise rfs.ReleaseError(f"unpacking the source failed: {_text(done.stderr)}")
+    elif p["git_dir"]:
+        if not p["git_commit"]:
+            raise rfs.ReleaseError("git_commit is required with git_dir")
+        git = subprocess.Popen(
+            ["git", "-C", p["git_dir"], "archive", "--format=tar", "--", p["git_commit"]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        done = subprocess.run(tar, stdin=git.stdout, capture_output=True, **as_user)
+        git.stdout.close()
+        git_err = git.stderr.read()
+        if git.wait() != 0 or done.returncode != 0:
+            raise rfs.ReleaseError(
+                f"exporting {p['git_commit']} failed: {_text(git_err)} {_text(done.stderr)}"
+            )
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace").strip()[-1000:]
 
 
 def _takeover(
@@ -555,7 +625,13 @@ def main() -> None:
             "env": {"type": "str", "default": "", "no_log": True},
             "finished": {"type": "bool", "default": False},
             "keep": {"type": "int", "default": 5},
+            "log_dir": {"type": "str", "default": ""},
+            # The host's copy of src: the action plugin sets it.
+            "archive": {"type": "path", "default": ""},
+            "git_dir": {"type": "path", "default": ""},
+            "git_commit": {"type": "str", "default": ""},
         },
+        mutually_exclusive=[("archive", "git_dir")],
         supports_check_mode=True,
     )
     try:

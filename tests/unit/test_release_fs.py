@@ -621,3 +621,78 @@ def test_a_subdir_leading_elsewhere_is_refused(app_root, tmp_path, subdir):
     as_app(build)
     rc, out = takeover(app_root, tmp_path, "s3", subdir=subdir)
     assert rc != 0 and "subdir must be a plain relative path" in out["msg"]
+
+
+# --- stage: the build log directory and the source, unpacked by the app user ---------------
+
+
+def _archive(path: Path, members: dict[str, tuple[bytes, int, int]]) -> Path:
+    """A .tar.gz whose members have the given content, mode and owner uid."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, (body, mode, uid) in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid = len(body), mode, uid, uid
+            tar.addfile(info, io.BytesIO(body))
+    return path
+
+
+def test_stage_unpacks_the_source_as_the_app_user_and_makes_the_log_dir(app_root, tmp_path):
+    archive = _archive(
+        tmp_path / "src.tar.gz",
+        {
+            "package.json": (b'{"name": "shop"}', 0o644, 0),
+            "app/page.tsx": (b"export default 1", 0o644, 0),
+            "bin/tool": (b"#!/bin/sh\n", 0o6755, 0),  # setuid and setgid: never restored
+        },
+    )
+    rc, out = module(
+        "stage", app_root, tmp_path, release_id="u1", log_dir="build-logs", archive=str(archive)
+    )
+    assert rc == 0 and out["changed"], out
+    build = app_root / "builds" / "u1"
+    assert (build / "package.json").read_text() == '{"name": "shop"}'
+    for p in [build, *build.rglob("*")]:
+        assert (p.lstat().st_uid, p.lstat().st_gid) == (_uid(), _gid()), p
+        assert not p.lstat().st_mode & (stat.S_ISUID | stat.S_ISGID), p
+    assert stat.S_IMODE(build.stat().st_mode) == 0o750  # --no-overwrite-dir
+    logs = (app_root / "build-logs").stat()
+    assert (logs.st_uid, logs.st_gid, stat.S_IMODE(logs.st_mode)) == (0, 0, 0o700)
+
+
+def test_stage_refuses_a_log_dir_that_is_a_path_and_a_source_that_is_no_archive(
+    app_root, tmp_path
+):
+    rc, out = module("stage", app_root, tmp_path, release_id="u2", log_dir="../logs")
+    assert rc != 0 and "log_dir must be a name under app_root" in out["msg"]
+    bad = tmp_path / "not.tar.gz"
+    bad.write_text("plain text")
+    rc, out = module("stage", app_root, tmp_path, release_id="u3", archive=str(bad))
+    assert rc != 0 and out["msg"].startswith("unpacking the source failed"), out
+
+
+def test_stage_exports_a_commit_as_the_app_user(app_root, base, tmp_path):
+    repo = base / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "package.json").write_text('{"name": "shop"}')
+    (repo / "untracked.txt").write_text("not in the commit")
+    subprocess.run([*git, "add", "package.json"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    rc, out = module(
+        "stage", app_root, tmp_path, release_id="g1", git_dir=str(repo), git_commit=commit
+    )
+    assert rc == 0, out
+    build = app_root / "builds" / "g1"
+    assert sorted(p.name for p in build.iterdir()) == ["package.json"]
+    assert (build / "package.json").stat().st_uid == _uid()
+    rc, out = module(
+        "stage", app_root, tmp_path, release_id="g2", git_dir=str(repo), git_commit="f" * 40
+    )
+    assert rc != 0 and out["msg"].startswith(f"exporting {'f' * 40} failed"), out

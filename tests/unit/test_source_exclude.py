@@ -3,7 +3,7 @@
 `next build` and `next start` load .env.local and .env.production.local, and inline their
 NEXT_PUBLIC_ values into the client bundle. The default app_src_exclude drops them from both
 things made of app_src: the release id (the source_hash lookup) and the archive copied to
-the host (copy_local.yml's tar, run here as the role renders it).
+the host (pack_local.yml's tar, run here as the role renders it).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.srctree import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-COPY_LOCAL = ROOT / "roles" / "app_release" / "tasks" / "copy_local.yml"
+PACK_LOCAL = ROOT / "roles" / "app_release" / "tasks" / "pack_local.yml"
 DEFAULTS = yaml.safe_load((ROOT / "roles" / "app" / "defaults" / "main.yml").read_text())
 EXCLUDE = DEFAULTS["app_src_exclude"]
 LOCAL_ENV = [
@@ -107,8 +107,8 @@ def test_l11_patterns_match_like_tar(path, expected):
     assert glob_excluded(path, [".env*.local"]) is expected
 
 
-def copy_local_task(name: str) -> dict:
-    return next(t for t in yaml.safe_load(COPY_LOCAL.read_text()) if t["name"] == name)
+def pack_local_task(name: str) -> dict:
+    return next(t for t in yaml.safe_load(PACK_LOCAL.read_text()) if t["name"] == name)
 
 
 def render(template: str, src: Path, **extra) -> str:
@@ -125,9 +125,9 @@ def render(template: str, src: Path, **extra) -> str:
 
 
 def pack(src: Path, cache: Path) -> tuple[Path, set[str]]:
-    """copy_local.yml's pack step, rendered by Ansible and run by bash (with the standard
+    """pack_local.yml's pack step, rendered by Ansible and run by bash (with the standard
     input the task gives it): the archive and the files in it."""
-    task = copy_local_task("Pack app_src on the control node")
+    task = pack_local_task("Pack app_src on the control node")
     args = task["ansible.builtin.shell"]
     cmd = render(args["cmd"], src)
     manifest = source_manifest(str(src), EXCLUDE)
@@ -218,7 +218,7 @@ def test_a_git_work_tree_ships_exactly_what_names_the_release(tmp_path):
 
 def test_uncommitted_changes_are_a_warning(tmp_path):
     src = git_app(tmp_path / "src")
-    task = copy_local_task("Warn about uncommitted changes in app_src")
+    task = pack_local_task("Warn about uncommitted changes in app_src")
     assert set(task) == {"name", "ansible.builtin.debug", "vars", "when"}
     manifest = source_manifest(str(src), EXCLUDE)
     assert manifest["changes"] == ["app/page.tsx", "gone.txt", "staged.ts"]
@@ -244,7 +244,7 @@ def test_git_must_track_package_json(tmp_path):
     src = app_tree(tmp_path / "src", local_env=False)
     git(src, "init", "-q")
     git(src, "add", "app")
-    task = copy_local_task("Check that git tracks the app's package.json")
+    task = pack_local_task("Check that git tracks the app's package.json")
     that = task["ansible.builtin.assert"]["that"]
     check = "{{ " + that + " }}"
     assert render(check, src) is False
