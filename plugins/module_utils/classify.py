@@ -330,6 +330,25 @@ def read_package_name(cwd: str, max_bytes: int = 1 << 20) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def dir_scope(
+    path: str,
+    roots: Iterable[str],
+    package_name: str | None,
+    read_package: PackageReader = read_package_name,
+) -> str | None:
+    """Why a directory is the app's: ``"cwd"`` when it is under one of ``roots``,
+    ``"package"`` when its ``package.json`` has ``package_name``; else None.
+
+    The one rule for a process's cwd (``in_scope``) and a boot hook's directories
+    (``hooks.hook_scope``).
+    """
+    if any(path_under(path, root) for root in roots if root):
+        return "cwd"
+    if package_name and read_package(path) == package_name:
+        return "package"
+    return None
+
+
 def in_scope(
     proc: Process,
     app_root: str | None,
@@ -347,10 +366,9 @@ def in_scope(
     """
     cwd = clean_cwd(proc.cwd)
     roots = [r for r in [app_root, *(scope_paths or [])] if r]
-    if cwd and any(path_under(cwd, root) for root in roots):
-        return "cwd"
-    if package_name and cwd and read_package(cwd) == package_name:
-        return "package"
+    why = dir_scope(cwd, roots, package_name, read_package) if cwd else None
+    if why:
+        return why
     if app_port and any(lst.port == app_port and proc.pid in lst.pids for lst in listeners):
         return "port"
     return None

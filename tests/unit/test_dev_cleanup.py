@@ -132,10 +132,7 @@ def test_l8_redact_text_filter_masks_hook_lines():
 # Tasks whose arguments or results hold raw hook lines or a port holder's command line.
 NO_LOG_TASKS = {
     "hooks.yml": [
-        "Read the candidate hook files",
-        "Parse the hooks",
-        "Record the hooks",
-        "Decide which hooks are the app's",
+        "Find the boot hooks and decide which are the app's",
         "Record the app's hooks",
         "Comment out the app's @reboot and rc.local lines",
         "Record the disabled hooks",
@@ -159,7 +156,9 @@ def test_l8_messages_built_from_commands_are_redacted():
     report = (ROLE / "tasks" / "report.yml").read_text(encoding="utf-8")
     assert "h.process | default('unknown', true) | hardenkit.nodeapp.redact_text" in takeover
     assert "map('hardenkit.nodeapp.redact_text')" in takeover  # the takeover's failure
-    assert "| hardenkit.nodeapp.redact_text})" in hooks  # the command kept for the report
+    # The command kept for the report: masked by boot_hooks with the role's env regex
+    # (module_utils/hooks.py, mask_command: then redact.redact_text, the filter's rules).
+    assert 'env_regex: "{{ __dev_cleanup_env_re }}"' in hooks
     assert "item.cmdline | default(item.command) | hardenkit.nodeapp.redact_text" in report
 
 
@@ -289,7 +288,7 @@ def test_m6_hooks_of_root_and_of_units_without_a_directory_stay_anothers(role_ru
 def test_l8_verbose_run_prints_no_secret_of_the_hook_lines(role_run):
     proc, out = role_run
     text = proc.stdout + proc.stderr
-    assert "TASK [Read the candidate hook files]" in text, text[-3000:]
+    assert "TASK [Find the boot hooks and decide which are the app's]" in text, text[-3000:]
     assert SECRET not in text
     for content in (CRONTAB, UNIT):
         assert base64.b64encode(content.encode()).decode() not in text
