@@ -9,10 +9,14 @@ facts the diagnose module returns, so a recorded diagnosis can be re-evaluated i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2 import app_processes
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service import (
+    DELETED,
+    runs_elsewhere,
+)
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.redact import shorten
 
 Finding = dict[str, Any]
@@ -252,8 +256,7 @@ def find_app_exposed(
     exposed = [
         lst
         for lst in listeners
-        if not lst.get("loopback")
-        and (lst.get("port") == app_port or _app_held(lst, app_pids))
+        if not lst.get("loopback") and (lst.get("port") == app_port or _app_held(lst, app_pids))
     ]
     if not exposed:
         return []
@@ -314,7 +317,7 @@ def _listening(listeners: list[Mapping[str, Any]], port: int | None) -> bool:
 
 
 def find_route_failed(
-    probes: list[Mapping[str, Any]],
+    probes: Sequence[Mapping[str, Any]],
     listeners: list[Mapping[str, Any]],
     proxy_port: int | None,
     proxy_down: bool = False,
@@ -341,7 +344,7 @@ def find_route_failed(
 
 
 def proxy_down_cause(
-    probes: list[Mapping[str, Any]],
+    probes: Sequence[Mapping[str, Any]],
     listeners: list[Mapping[str, Any]],
     proxy_port: int | None,
     nginx: Mapping[str, Any] | None,
@@ -382,7 +385,7 @@ def proxy_down_cause(
 
 
 def find_proxy_down(
-    probes: list[Mapping[str, Any]],
+    probes: Sequence[Mapping[str, Any]],
     listeners: list[Mapping[str, Any]],
     proxy_port: int | None,
     nginx: Mapping[str, Any] | None,
@@ -403,7 +406,7 @@ def find_proxy_down(
 
 
 def find_no_reverse_proxy(
-    probes: list[Mapping[str, Any]],
+    probes: Sequence[Mapping[str, Any]],
     listeners: list[Mapping[str, Any]],
     proxy_port: int | None,
     proxy_down: bool = False,
@@ -467,7 +470,9 @@ def find_log_errors(logs: Mapping[str, Any] | None) -> list[Finding]:
 
 def find_no_log_rotation(logrotate: Mapping[str, Any] | None) -> list[Finding]:
     """App or PM2 logs that no logrotate config (or pm2-logrotate) rotates."""
-    uncovered = (logrotate or {}).get("uncovered") or []
+    if not logrotate:
+        return []
+    uncovered = logrotate.get("uncovered") or []
     if not uncovered:
         return []
     evidence = [f"{path}: not matched by any file in {logrotate.get('dir')}" for path in uncovered]
@@ -676,9 +681,10 @@ def find_stale_workers(
     A worker's working directory is ``current`` resolved when it started, so after a
     switch every worker must have been reloaded into the new release. One that was not (a
     reload PM2 answered without doing it, a link changed by hand) serves the old code,
-    possibly from a release already pruned (``/proc`` then says ``(deleted)``). Workers
-    whose directory cannot be read (no root, no CAP_SYS_PTRACE) are left out; without a
-    ``current`` link there is no live release to compare with.
+    possibly from a release already pruned (``/proc`` then says ``(deleted)``). The rule
+    is the one the pm2 role puts such workers right by (``pm2service.runs_elsewhere``).
+    Workers whose directory cannot be read (no root, no CAP_SYS_PTRACE) are left out;
+    without a ``current`` link there is no live release to compare with.
     """
     if not release_dir:
         return []
@@ -691,10 +697,10 @@ def find_stale_workers(
         cwd = cwd_of.get(pid) if pid else None
         if p.get("is_module") or str(p.get("name")) not in names or not cwd:
             continue
-        path = cwd.removesuffix(" (deleted)")
-        if path == release_dir or path.startswith(release_dir.rstrip("/") + "/"):
+        if not runs_elsewhere(cwd, release_dir):
             continue
-        gone = ", a directory since deleted" if cwd.endswith(" (deleted)") else ""
+        path = cwd.removesuffix(DELETED)
+        gone = ", a directory since deleted" if cwd.endswith(DELETED) else ""
         who = f"{p.get('name')} (pm_id {p.get('pm_id')}, pid {pid})"
         evidence.append(f"{who} runs from {path}{gone}")
     if not evidence:
@@ -816,7 +822,7 @@ def find_diagnosis_incomplete(
 
 def evaluate(
     facts: Facts,
-    probes: list[Mapping[str, Any]],
+    probes: Sequence[Mapping[str, Any]],
     thresholds: Mapping[str, float],
     context: Mapping[str, Any],
 ) -> list[Finding]:

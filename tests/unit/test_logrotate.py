@@ -1,9 +1,10 @@
 """L4: root never trusts the app-writable pm2.pid.
 
-logrotate's postrotate (run as root) and the pm2 role's stale-worker check take PM2's daemon
-from systemd (the unit's MainPID), never from ``<PM2_HOME>/pm2.pid``. Both scripts are
-rendered with Ansible's Templar and run with ``sh`` against real processes: a fake
-``systemctl`` on PATH names one of them, a planted pm2.pid another.
+logrotate's postrotate (run as root) takes PM2's daemon from systemd (the unit's MainPID),
+never from ``<PM2_HOME>/pm2.pid``. The script is rendered with Ansible's Templar and run
+with ``sh`` against real processes: a fake ``systemctl`` on PATH names one of them, a
+planted pm2.pid another. The pm2 role's stale-worker check (Python, pm2service) is held to
+the same rule in test_pm2_service.py.
 """
 
 from __future__ import annotations
@@ -54,13 +55,6 @@ def postrotate(app_root: Path) -> str:
     )
     body = conf.split("    postrotate\n", 1)[1].split("    endscript\n", 1)[0]
     return "\n".join(line.strip() for line in body.splitlines()) + "\n"
-
-
-def stale_script(app_root: Path) -> str:
-    """The pm2 role's stale-worker check (vars/main.yml's __pm2_stale_script)."""
-    return templar("pm2", app_root=str(app_root)).template(
-        trust_as_template("{{ __pm2_stale_script }}"), escape_backslashes=False
-    )
 
 
 @pytest.fixture
@@ -179,49 +173,3 @@ def test_l4_postrotate_signals_only_pm2s_daemon(tmp_path, procs, fake_systemctl)
     assert result.returncode == 0, result.stderr
     settle()
     assert worker.signals() == []
-
-
-def children_in(cwd: Path) -> subprocess.Popen:
-    """A process with one child whose working directory is ``cwd``."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        ["/bin/bash", "-c", f"(cd {cwd} && exec sleep 60) & wait"], start_new_session=True
-    )
-
-
-def test_l4_stale_check_lists_children_of_the_unit_main_pid(tmp_path, fake_systemctl):
-    app_root = tmp_path / "srv" / "workbot"
-    release = app_root / "releases" / "r2"
-    release.mkdir(parents=True)
-    (app_root / "current").symlink_to(release)
-    daemon = children_in(tmp_path / "srv" / "workbot" / "releases" / "r1")
-    planted = children_in(tmp_path / "elsewhere")
-    try:
-        (app_root / ".pm2").mkdir()
-        (app_root / ".pm2" / "pm2.pid").write_text(f"{planted.pid}\n")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            pgrep = subprocess.run(
-                ["pgrep", "-P", f"{daemon.pid},{planted.pid}"], capture_output=True, text=True
-            )
-            if len(pgrep.stdout.split()) == 2:
-                break
-            time.sleep(0.02)
-        env, calls = fake_systemctl(str(daemon.pid))
-        result = run_sh(stale_script(app_root), env)
-        assert result.returncode == 0, result.stderr
-        lines = result.stdout.splitlines()
-        assert len(lines) == 1, result.stdout
-        assert lines[0].endswith(f"runs from {tmp_path}/srv/workbot/releases/r1")
-        assert "elsewhere" not in result.stdout
-        assert calls.read_text().splitlines() == [
-            "show --property=MainPID --value pm2-workbot.service"
-        ]
-
-        env, _ = fake_systemctl("0")
-        result = run_sh(stale_script(app_root), env)
-        assert (result.returncode, result.stdout) == (0, ""), result.stderr
-    finally:
-        for proc in (daemon, planted):
-            os.killpg(proc.pid, 9)
-            proc.wait()

@@ -1,0 +1,287 @@
+#!/usr/bin/python
+# Copyright: hardenkit developers
+# Apache License 2.0 (see galaxy.yml)
+"""Start, restart or reload PM2's unit as one run needs, put stale workers right, probe."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pm2_service
+short_description: Start, restart or reload PM2's systemd unit once, then probe the app
+version_added: "0.2.0"
+description:
+  - Decides one action from what the run changed, and takes it with C(systemctl), as
+    M(ansible.builtin.systemd_service) would. C(start) when the unit is not both active
+    (or activating) and enabled - it enables and starts what is not; C(restart) when
+    O(unit_changed) on a running unit (systemd applies a unit's settings only then);
+    C(reload) (PM2's graceful reload, one worker after the other) when O(ecosystem_changed)
+    or O(release_switched), or C(restart) with O(reload_restarts); otherwise nothing. A
+    changed unit file is loaded (C(daemon-reload)) first.
+  - Then every child of PM2's daemon must run from O(app_dir) resolved, or a directory
+    below it (a worker's working directory is C(current) resolved when it started). The
+    daemon is the unit's C(MainPID) as systemd knows it, never C(pm2.pid), which the app
+    user can write. Workers that run elsewhere (a reload PM2 answered without doing it,
+    C(current) changed by hand) are reloaded gracefully when this run took no action,
+    checked again, and restarted if the reload did not take; after this run's own action
+    they are restarted.
+  - Then, unless in check mode, waits for O(port) to listen and, when it started,
+    restarted or reloaded the unit, requires the answers of O(probes) (M(hardenkit.nodeapp.probe)).
+    Fails naming each path that did not answer as expected.
+author:
+  - hardenkit developers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads systemd and reports what it would do, changing nothing and probing nothing.
+        The stale check (read-only) runs unless the action it would take would have
+        replaced the workers.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  name:
+    description: PM2's systemd unit (C(.service) is added when it has no suffix).
+    type: str
+    required: true
+  unit_changed:
+    description: This run wrote the unit file.
+    type: bool
+    default: false
+  unit_drifted:
+    description:
+      - The unit was found not both active and enabled (M(hardenkit.nodeapp.drift)'s
+        C(units_drift)). Then, or with O(unit_changed), systemd is asked again before the
+        action is decided.
+    type: bool
+    default: false
+  ecosystem_changed:
+    description: This run wrote PM2's ecosystem file.
+    type: bool
+    default: false
+  release_switched:
+    description: This run pointed C(current) at another release.
+    type: bool
+    default: false
+  reload_restarts:
+    description: Restart PM2 (every worker stops, a short outage) where it would reload.
+    type: bool
+    default: false
+  app_dir:
+    description:
+      - The app's directory in the live release, unresolved - C(<app_root>/current), or
+        C(<app_root>/current/<app_subdir>) in a monorepo. Resolved as C(readlink -f) does;
+        when a directory leading to it is missing (no release yet) nothing is checked.
+    type: path
+    required: true
+  port:
+    description: The port the app listens on, on C(127.0.0.1).
+    type: int
+    required: true
+  probes:
+    description: The paths and the status each must answer after an action.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The path, from C(/).
+        type: str
+        required: true
+      status:
+        description: The status it must answer.
+        type: int
+        default: 200
+  listen_timeout:
+    description: Seconds to wait for O(port) to accept connections; 0 does not wait.
+    type: float
+    default: 0
+  retries:
+    description: How many more times a failing probe is tried.
+    type: int
+    default: 5
+  delay:
+    description: Seconds between tries.
+    type: float
+    default: 1
+  timeout:
+    description: Seconds each request waits for an answer.
+    type: float
+    default: 5
+seealso:
+  - module: hardenkit.nodeapp.drift
+  - module: hardenkit.nodeapp.probe
+  - module: hardenkit.nodeapp.diagnose
+notes:
+  - The diagnosis's C(stale_workers) finding judges a worker's directory by the same rule.
+"""
+
+EXAMPLES = r"""
+- name: Start, restart or reload PM2, put stale workers right, probe the app
+  hardenkit.nodeapp.pm2_service:
+    name: pm2-workbot
+    unit_changed: "{{ unit_file is changed }}"
+    unit_drifted: "{{ 'pm2-workbot' in drift.units_drift }}"
+    ecosystem_changed: "{{ ecosystem_file is changed }}"
+    release_switched: true
+    app_dir: /srv/workbot/current
+    port: 5000
+    listen_timeout: 60
+    probes:
+      - {path: /, status: 200}
+      - {path: /api/health, status: 200}
+  register: pm2
+"""
+
+RETURN = r"""
+action:
+  description: The action decided, C(start), C(restart), C(reload) or C(none).
+  type: str
+  returned: always
+  sample: reload
+started:
+  description: The unit was started or enabled (would be, in check mode).
+  type: bool
+  returned: always
+restarted:
+  description: The unit was restarted, for the action or for stale workers.
+  type: bool
+  returned: always
+reloaded:
+  description: The unit was reloaded, for the action or for stale workers.
+  type: bool
+  returned: always
+reloads:
+  description:
+    - The action's restart or reload, plus a reload for stale workers (a restart for them
+      is not counted); the pm2 role adds it to C(pm2_reloads).
+  type: int
+  returned: always
+stale_workers:
+  description: Each child of PM2's daemon found running elsewhere than O(app_dir).
+  type: list
+  elements: str
+  returned: always
+  sample: ["pid 4242 runs from /srv/workbot/releases/3f2a9c (deleted)"]
+stale_fix:
+  description: What put them right, C(reload) or C(restart); empty when none ran elsewhere.
+  type: str
+  returned: always
+probe:
+  description:
+    - The wait and the probes, C({ok, listening, attempts, probes}); each probe's last
+      result is C({url, path, expected, status, ok, latency_ms, error}). No probes are sent
+      when nothing was started, restarted or reloaded.
+  type: dict
+  returned: unless in check mode
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
+    OptionError,
+    validate_port,
+    validate_probes,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service import (
+    ServiceError,
+    converge,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
+    describe_failures,
+    probe_until,
+)
+
+HOST = "127.0.0.1"
+
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "unit_changed": {"type": "bool", "default": False},
+    "unit_drifted": {"type": "bool", "default": False},
+    "ecosystem_changed": {"type": "bool", "default": False},
+    "release_switched": {"type": "bool", "default": False},
+    "reload_restarts": {"type": "bool", "default": False},
+    "app_dir": {"type": "path", "required": True},
+    "port": {"type": "int", "required": True},
+    "probes": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "path": {"type": "str", "required": True},
+            "status": {"type": "int", "default": 200},
+        },
+    },
+    "listen_timeout": {"type": "float", "default": 0},
+    "retries": {"type": "int", "default": 5},
+    "delay": {"type": "float", "default": 1},
+    "timeout": {"type": "float", "default": 5},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    if p["retries"] < 0 or p["delay"] < 0 or p["timeout"] <= 0 or p["listen_timeout"] < 0:
+        module.fail_json(msg="retries, delay and listen_timeout must not be negative, timeout > 0")
+    if not p["name"].strip():
+        module.fail_json(msg="name must not be empty")
+    try:
+        port = validate_port(p["port"], "port")
+        probes = validate_probes(p["probes"])
+    except OptionError as exc:
+        module.fail_json(msg=str(exc))
+    exe = module.get_bin_path("systemctl", required=True)
+
+    def systemctl(args: list[str]) -> tuple[int, str, str]:
+        return module.run_command([exe, *args], environ_update={"LC_ALL": "C", "LANG": "C"})
+
+    try:
+        result = converge(
+            systemctl,
+            p["name"],
+            unit_changed=p["unit_changed"],
+            unit_drifted=p["unit_drifted"],
+            ecosystem_changed=p["ecosystem_changed"],
+            release_switched=p["release_switched"],
+            reload_restarts=p["reload_restarts"],
+            app_dir=p["app_dir"],
+            check_mode=module.check_mode,
+        )
+    except ServiceError as exc:
+        module.fail_json(msg=str(exc), **exc.record)
+    if module.check_mode:
+        module.exit_json(**result)
+    # Probes only after this run started, restarted or reloaded the app: otherwise the
+    # diagnosis after the run probes the same paths. The port must listen either way.
+    result["probe"] = probe = probe_until(
+        HOST,
+        port,
+        probes if result["changed"] else [],
+        listen_timeout=p["listen_timeout"],
+        retries=p["retries"],
+        delay=p["delay"],
+        timeout=p["timeout"],
+    )
+    where = f"{HOST}:{port}"
+    if not probe["listening"]:
+        module.fail_json(
+            msg=f"nothing listened on {where} within {p['listen_timeout']:g} s", **result
+        )
+    if not probe["ok"]:
+        module.fail_json(
+            msg=f"probes failed on {where} ({probe['attempts']} attempt"
+            + ("s" if probe["attempts"] != 1 else "")
+            + "): "
+            + describe_failures(probe["probes"]),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
