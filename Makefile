@@ -53,10 +53,17 @@ mirror: system
 	  HARDENKIT_NODE_MIRROR_PORT=$$(echo "$$HARDENKIT_NODE_MIRROR" | sed 's|.*:\([0-9]*\)/*$$|\1|') \
 	  scripts/node-mirror.py >/dev/null;; esac
 
+# Every shell script of the project (not the .sh.j2 templates, which Jinja renders first).
+SHELL_SCRIPTS := $(wildcard scripts/*.sh molecule/*/files/*.sh) .ci/run
+
+# .pre-commit-config.yaml runs these same commands; keep the two in step.
 lint: venv
 	yamllint --strict .
-	ansible-lint --profile production
+	ruff format --check .
 	ruff check .
+	mypy
+	shellcheck $(SHELL_SCRIPTS)
+	ansible-lint --profile production
 
 # Debian's nginx binary, unpacked into .cache/nginx (not installed): `nginx -t` on the
 # rendered templates and a live load balancer on loopback.

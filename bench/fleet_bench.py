@@ -39,11 +39,25 @@ RESULTS = ROOT / "bench" / "results"
 IMAGE = "hardenkit-base:debian12"
 # systemd as PID 1 without --privileged, as in molecule/*/molecule.yml.
 RUN_ARGS = [
-    "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--env", "container=docker",
-    "--stop-signal", "SIGRTMIN+3",
+    "--cap-add",
+    "SYS_ADMIN",
+    "--cap-add",
+    "SYS_PTRACE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--cgroupns=host",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
+    "--env",
+    "container=docker",
+    "--stop-signal",
+    "SIGRTMIN+3",
 ]
 
 
@@ -57,8 +71,11 @@ def start(names: list[str]) -> None:
         sh("docker", "run", "-d", "--name", name, *RUN_ARGS, IMAGE, "/lib/systemd/systemd")
     for name in names:
         # "degraded" is fine: some units of a minimal image fail in a container.
-        subprocess.run(["docker", "exec", name, "systemctl", "is-system-running", "--wait"],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            ["docker", "exec", name, "systemctl", "is-system-running", "--wait"],
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def inventory(names: list[str], path: Path, reports: Path) -> None:
@@ -88,15 +105,19 @@ PING_PLAY = """- name: One module run per host, nothing of the kit
 """
 
 
-def run(inv: Path, limit: str, strategy: str | None,
-        playbook: str = "playbooks/diagnose.yml") -> float:
+def run(
+    inv: Path, limit: str, strategy: str | None, playbook: str = "playbooks/diagnose.yml"
+) -> float:
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
     if strategy:
         env["ANSIBLE_STRATEGY"] = strategy
     t0 = time.monotonic()
     proc = subprocess.run(
         ["ansible-playbook", "-i", str(inv), "--limit", limit, playbook],
-        cwd=ROOT, env=env, text=True, capture_output=True,
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
     )
     took = time.monotonic() - t0
     if proc.returncode != 0:
@@ -108,8 +129,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--strategy", default=None,
-                        help="ANSIBLE_STRATEGY for the runs (default: ansible.cfg's)")
+    parser.add_argument(
+        "--strategy", default=None, help="ANSIBLE_STRATEGY for the runs (default: ansible.cfg's)"
+    )
     args = parser.parse_args()
     strategy = args.strategy or configured_strategy()
 
@@ -148,10 +170,12 @@ def main() -> int:
         "floor_all_hosts_s": [round(x, 2) for x in ping_many],
         "floor_ratio": round(statistics.median(ping_many) / statistics.median(ping_one), 2),
         # Seconds each host beyond the first adds, for diagnose.yml and for the ping.
-        "per_extra_host_s": round((statistics.median(many) - statistics.median(one))
-                                  / max(args.hosts - 1, 1), 3),
-        "floor_per_extra_host_s": round((statistics.median(ping_many) - statistics.median(ping_one))
-                                        / max(args.hosts - 1, 1), 3),
+        "per_extra_host_s": round(
+            (statistics.median(many) - statistics.median(one)) / max(args.hosts - 1, 1), 3
+        ),
+        "floor_per_extra_host_s": round(
+            (statistics.median(ping_many) - statistics.median(ping_one)) / max(args.hosts - 1, 1), 3
+        ),
         "fleet_rows": len(fleet["hosts"]),
         "cpus": os.cpu_count(),
         "load_after": [round(x, 2) for x in load],

@@ -49,12 +49,34 @@ IMAGE = os.environ.get("HARDENKIT_BENCH_IMAGE", "hardenkit-base:debian12")
 # Built like the Molecule platforms (molecule/default/molecule.yml): systemd as PID 1
 # without --privileged.
 DOCKER_RUN = [
-    "docker", "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER,
-    "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--env", "container=docker",
-    "--stop-signal", "SIGRTMIN+3", IMAGE, "/lib/systemd/systemd",
+    "docker",
+    "run",
+    "-d",
+    "--name",
+    CONTAINER,
+    "--hostname",
+    CONTAINER,
+    "--cap-add",
+    "SYS_ADMIN",
+    "--cap-add",
+    "SYS_PTRACE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--cgroupns=host",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
+    "--env",
+    "container=docker",
+    "--stop-signal",
+    "SIGRTMIN+3",
+    IMAGE,
+    "/lib/systemd/systemd",
 ]
 TARGET_DIR = "/opt/hk-bench"
 MARKER = "/var/lib/hk-bench/first-harden.json"
@@ -87,20 +109,30 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run(argv: list[str], *, check: bool = True, timeout: float | None = None,
-        env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                          input=stdin, check=False)
+def run(
+    argv: list[str],
+    *,
+    check: bool = True,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env=env, input=stdin, check=False
+    )
     if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:6])}... exited {proc.returncode}: "
-                           f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
+        raise RuntimeError(
+            f"{' '.join(argv[:6])}... exited {proc.returncode}: "
+            f"{(proc.stderr or proc.stdout).strip()[-1500:]}"
+        )
     return proc
 
 
 def dexec(script: str, *, check: bool = True, timeout: float | None = None) -> str:
     """Run a bash script inside the bench container as root; return its stdout."""
-    return run(["docker", "exec", CONTAINER, "bash", "-c", script], check=check,
-               timeout=timeout).stdout
+    return run(
+        ["docker", "exec", CONTAINER, "bash", "-c", script], check=check, timeout=timeout
+    ).stdout
 
 
 def host_load() -> float:
@@ -109,6 +141,7 @@ def host_load() -> float:
 
 
 # ---- the container ---------------------------------------------------------------------
+
 
 def container_status() -> str | None:
     proc = run(["docker", "inspect", "-f", "{{.State.Status}}", CONTAINER], check=False)
@@ -141,8 +174,11 @@ def ensure_container(fresh: bool) -> dict[str, Any]:
     wait_for_systemd()
     if not APP_COPY.exists():
         log(f"copying {APP_SRC.relative_to(ROOT)} to {APP_COPY.relative_to(ROOT)}")
-        shutil.copytree(APP_SRC, APP_COPY,
-                        ignore=shutil.ignore_patterns("node_modules", ".next", "dist", ".git"))
+        shutil.copytree(
+            APP_SRC,
+            APP_COPY,
+            ignore=shutil.ignore_patterns("node_modules", ".next", "dist", ".git"),
+        )
     marker = dexec(f"cat {MARKER} 2>/dev/null && test -L {APP_ROOT}/current", check=False)
     if marker.strip():
         first = json.loads(marker)
@@ -155,8 +191,7 @@ def ensure_container(fresh: bool) -> dict[str, Any]:
         raise RuntimeError(f"harden.yml failed; see {first['log']}")
     first["at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     first["image"] = IMAGE
-    dexec(f"mkdir -p {Path(MARKER).parent} && cat > {MARKER} <<'EOF'\n"
-          f"{json.dumps(first)}\nEOF")
+    dexec(f"mkdir -p {Path(MARKER).parent} && cat > {MARKER} <<'EOF'\n{json.dumps(first)}\nEOF")
     first["reused"] = False
     return first
 
@@ -174,8 +209,11 @@ def stop_container(remove: bool) -> None:
 
 # ---- Ansible ---------------------------------------------------------------------------
 
-RECAP = re.compile(r"^" + re.escape(CONTAINER) + r"\s*:\s*ok=(\d+)\s+changed=(\d+)\s+"
-                   r"unreachable=(\d+)\s+failed=(\d+)", re.M)
+RECAP = re.compile(
+    r"^" + re.escape(CONTAINER) + r"\s*:\s*ok=(\d+)\s+changed=(\d+)\s+"
+    r"unreachable=(\d+)\s+failed=(\d+)",
+    re.M,
+)
 
 
 BUILD_TIME = re.compile(r"^hardenkit\.nodeapp\.app_release : Build -+ ([\d.]+)s$", re.M)
@@ -205,15 +243,18 @@ def run_playbook(name: str, playbook: str, extra: list[str] | None = None) -> di
     argv = ["ansible-playbook", "-i", str(INVENTORY), playbook, *(extra or [])]
     start = time.monotonic()
     with logfile.open("w") as fh:
-        rc = subprocess.run(argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                            check=False).returncode
+        rc = subprocess.run(
+            argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False
+        ).returncode
     seconds = round(time.monotonic() - start, 1)
     text = logfile.read_text(errors="replace")
     recap = RECAP.search(text)
     # profile_tasks (ansible.cfg) times the build; the issue's target is "<= 20 s plus it".
     build = BUILD_TIME.findall(text)
     result = {
-        "playbook": playbook, "seconds": seconds, "rc": rc,
+        "playbook": playbook,
+        "seconds": seconds,
+        "rc": rc,
         "strategy": env.get("ANSIBLE_STRATEGY") or configured_strategy(),
         "build_s": float(build[-1]) if build else None,
         "without_build_s": round(seconds - float(build[-1]), 1) if build else None,
@@ -255,39 +296,59 @@ def ansible_speed() -> dict[str, Any]:
 
 # ---- configurations --------------------------------------------------------------------
 
+
 def install_tools() -> None:
     if dexec("command -v wrk || true").strip() == "":
         log("installing wrk in the container")
-        dexec("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q wrk >/dev/null 2>&1 "
-              "|| { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }",
-              timeout=600)
+        dexec(
+            "export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q wrk >/dev/null 2>&1 "
+            "|| { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }",
+            timeout=600,
+        )
     dexec(f"mkdir -p {TARGET_DIR}")
-    for src in (BENCH / "files" / "wrk_report.lua", BENCH / "files" / "bench_target.py",
-                LOAD_LOOP):
+    for src in (BENCH / "files" / "wrk_report.lua", BENCH / "files" / "bench_target.py", LOAD_LOOP):
         run(["docker", "cp", str(src), f"{CONTAINER}:{TARGET_DIR}/{src.name}"])
     dexec(f"chmod 0755 {TARGET_DIR} && chmod 0644 {TARGET_DIR}/*")
 
 
 def warm(urls: list[str], deadline: float = 600) -> dict[str, float]:
-    out = dexec(f"python3 {TARGET_DIR}/bench_target.py warm --deadline {deadline:.0f} "
-                + " ".join(urls), timeout=deadline + 60)
+    out = dexec(
+        f"python3 {TARGET_DIR}/bench_target.py warm --deadline {deadline:.0f} " + " ".join(urls),
+        timeout=deadline + 60,
+    )
     return json.loads(out)
 
 
 def stop_unit(unit: str) -> None:
-    dexec(f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null; true",
-          check=False)
+    dexec(
+        f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null; true",
+        check=False,
+    )
 
 
 def start_dev() -> dict[str, Any]:
     """Config A: the source copy, `pnpm install` and `pnpm dev` as the app user."""
     stop_unit(DEV_UNIT)
     dexec(f"rm -rf {DEV_DIR}/src.new && mkdir -p {DEV_DIR}/src.new")
-    pipe = subprocess.Popen(["tar", "-C", str(APP_SRC), "--exclude=node_modules",
-                             "--exclude=.next", "--exclude=dist", "-cf", "-", "."],
-                            stdout=subprocess.PIPE)
-    subprocess.run(["docker", "exec", "-i", CONTAINER, "tar", "-C", f"{DEV_DIR}/src.new",
-                    "-xf", "-"], stdin=pipe.stdout, check=True)
+    pipe = subprocess.Popen(
+        [
+            "tar",
+            "-C",
+            str(APP_SRC),
+            "--exclude=node_modules",
+            "--exclude=.next",
+            "--exclude=dist",
+            "-cf",
+            "-",
+            ".",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    subprocess.run(
+        ["docker", "exec", "-i", CONTAINER, "tar", "-C", f"{DEV_DIR}/src.new", "-xf", "-"],
+        stdin=pipe.stdout,
+        check=True,
+    )
     pipe.wait()
     # Keep the earlier copy's node_modules when the lockfile is the same (cheap re-runs).
     dexec(f"""set -e
@@ -296,19 +357,25 @@ if [ -d src/node_modules ] && cmp -s src/pnpm-lock.yaml src.new/pnpm-lock.yaml; 
   mv src/node_modules src.new/node_modules
 fi
 rm -rf src && mv src.new src && chown -R workbot:workbot {DEV_DIR}""")
-    env = ("HOME=/tmp CI=true npm_config_store_dir=/srv/workbot/shared/pnpm-store "
-           "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt NEXT_TELEMETRY_DISABLED=1")
+    env = (
+        "HOME=/tmp CI=true npm_config_store_dir=/srv/workbot/shared/pnpm-store "
+        "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt NEXT_TELEMETRY_DISABLED=1"
+    )
     start = time.monotonic()
-    dexec(f"cd {DEV_DIR}/src && runuser -u workbot -- env {env} "
-          "/usr/local/bin/pnpm install --frozen-lockfile --prefer-offline >/dev/null",
-          timeout=900)
+    dexec(
+        f"cd {DEV_DIR}/src && runuser -u workbot -- env {env} "
+        "/usr/local/bin/pnpm install --frozen-lockfile --prefer-offline >/dev/null",
+        timeout=900,
+    )
     install_s = round(time.monotonic() - start, 1)
     port = CONFIGS[0].port
-    dexec(f"systemd-run --unit={DEV_UNIT} --collect --quiet --uid=workbot --gid=workbot "
-          f"--working-directory={DEV_DIR}/src -E HOME=/tmp -E PORT={port} "
-          "-E HOSTNAME=127.0.0.1 -E NEXT_TELEMETRY_DISABLED=1 "
-          "-E NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "
-          "-E PATH=/usr/local/bin:/usr/bin:/bin /usr/local/bin/pnpm dev")
+    dexec(
+        f"systemd-run --unit={DEV_UNIT} --collect --quiet --uid=workbot --gid=workbot "
+        f"--working-directory={DEV_DIR}/src -E HOME=/tmp -E PORT={port} "
+        "-E HOSTNAME=127.0.0.1 -E NEXT_TELEMETRY_DISABLED=1 "
+        "-E NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "
+        "-E PATH=/usr/local/bin:/usr/bin:/bin /usr/local/bin/pnpm dev"
+    )
     base = f"http://127.0.0.1:{port}"
     log("A: warming the dev server (Next compiles each route on its first request)")
     took = warm([f"{base}/", f"{base}/api/health"], deadline=900)
@@ -321,8 +388,10 @@ def start_single() -> None:
     """Config B1: one Node process of the live release, PM2's environment, another port."""
     stop_unit(SINGLE_UNIT)
     port = CONFIGS[2].port
-    dexec(f"systemd-run --unit={SINGLE_UNIT} --collect --quiet --uid=workbot --gid=workbot "
-          f"/usr/bin/python3 {TARGET_DIR}/bench_target.py exec-single {port}")
+    dexec(
+        f"systemd-run --unit={SINGLE_UNIT} --collect --quiet --uid=workbot --gid=workbot "
+        f"/usr/bin/python3 {TARGET_DIR}/bench_target.py exec-single {port}"
+    )
     warm([f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/api/health"], deadline=120)
 
 
@@ -336,27 +405,38 @@ def static_asset() -> str:
 
 def pm2_processes() -> list[dict[str, Any]]:
     out = dexec(f"runuser -u workbot -- env PM2_HOME={APP_ROOT}/.pm2 /usr/local/bin/pm2 jlist")
-    return [{"pid": p["pid"], "restarts": p["pm2_env"]["restart_time"],
-             "status": p["pm2_env"]["status"]} for p in json.loads(out)]
+    return [
+        {
+            "pid": p["pid"],
+            "restarts": p["pm2_env"]["restart_time"],
+            "status": p["pm2_env"]["status"],
+        }
+        for p in json.loads(out)
+    ]
 
 
 # ---- measurement -----------------------------------------------------------------------
 
-def wrk(url: str, args: argparse.Namespace, *, count: bool = False,
-        duration: int | None = None) -> dict[str, Any]:
+
+def wrk(
+    url: str, args: argparse.Namespace, *, count: bool = False, duration: int | None = None
+) -> dict[str, Any]:
     """One wrk run; `count` adds the Lua non-2xx counter (slower: see wrk_report.lua)."""
     load_before = host_load()
     duration = duration or args.duration
-    out = dexec(f"wrk -t{args.threads} -c{args.connections} -d{duration}s "
-                f"--timeout {args.timeout}s --latency -s {TARGET_DIR}/wrk_report.lua {url}"
-                + (" -- count" if count else ""),
-                timeout=duration + args.timeout + 60)
+    out = dexec(
+        f"wrk -t{args.threads} -c{args.connections} -d{duration}s "
+        f"--timeout {args.timeout}s --latency -s {TARGET_DIR}/wrk_report.lua {url}"
+        + (" -- count" if count else ""),
+        timeout=duration + args.timeout + 60,
+    )
     match = re.search(r"^HK_RESULT (\{.*\})$", out, re.M)
     if not match:
         raise RuntimeError(f"wrk printed no result for {url}:\n{out[-1000:]}")
     raw = json.loads(match.group(1))
-    socket_errors = (raw["connect_errors"] + raw["read_errors"] + raw["write_errors"]
-                     + raw["timeouts"])
+    socket_errors = (
+        raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
+    )
     return {
         "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         "p50_ms": round(raw["p50_us"] / 1000, 2),
@@ -375,9 +455,18 @@ def connections_sampler(port: int, after_s: float) -> subprocess.Popen:
     """Reads the established TCP connections on `port` after `after_s` seconds, in the
     background (see `connection_split`)."""
     return subprocess.Popen(
-        ["docker", "exec", CONTAINER, "bash", "-c",
-         f"sleep {after_s}; ss -Htnp state established '( sport = :{port} or dport = :{port} )'"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            "docker",
+            "exec",
+            CONTAINER,
+            "bash",
+            "-c",
+            f"sleep {after_s}; ss -Htnp state established '( sport = :{port} or dport = :{port} )'",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def connection_split(ss_out: str, port: int, client: str = "wrk") -> list[int]:
@@ -418,9 +507,11 @@ def serve_bench(args: argparse.Namespace, paths: dict[str, dict[str, str]]) -> l
                     sample["split"] = connection_split(out, cfg.port)
                 sample.update({"round": rnd, "config": cfg.key, "route": route})
                 samples.append(sample)
-                log(f"round {rnd}/{args.rounds} {route:<6} {cfg.key:<2} {sample['rps']:>9.1f} "
+                log(
+                    f"round {rnd}/{args.rounds} {route:<6} {cfg.key:<2} {sample['rps']:>9.1f} "
                     f"req/s  p50 {sample['p50_ms']:>8.2f} ms  p99 {sample['p99_ms']:>8.2f} ms  "
-                    f"errors {sample['errors']}  (load {sample['load_before']})")
+                    f"errors {sample['errors']}  (load {sample['load_before']})"
+                )
     return samples
 
 
@@ -432,10 +523,13 @@ def audit(args: argparse.Namespace, paths: dict[str, dict[str, str]]) -> dict[st
         for cfg in CONFIGS:
             url = f"http://127.0.0.1:{cfg.port}{paths[cfg.key][route]}"
             sample = wrk(url, args, count=True, duration=args.audit_duration)
-            out[route][cfg.key] = {k: sample[k] for k in ("requests", "non2xx",
-                                                          "socket_errors", "rps")}
-            log(f"audit {route:<6} {cfg.key:<2} {sample['requests']} requests, "
-                f"{sample['non2xx']} non-2xx, {sample['socket_errors']} socket errors")
+            out[route][cfg.key] = {
+                k: sample[k] for k in ("requests", "non2xx", "socket_errors", "rps")
+            }
+            log(
+                f"audit {route:<6} {cfg.key:<2} {sample['requests']} requests, "
+                f"{sample['non2xx']} non-2xx, {sample['socket_errors']} socket errors"
+            )
     return out
 
 
@@ -468,21 +562,47 @@ def evaluate(table: dict, deploy: dict | None) -> list[dict[str, Any]]:
 
     def add(name: str, value: float | None, op: str, bound: float, unit: str = "") -> None:
         passed = value is not None and (value >= bound if op == ">=" else value <= bound)
-        targets.append({"target": name, "value": value, "op": op, "bound": bound,
-                        "unit": unit, "pass": passed})
+        targets.append(
+            {"target": name, "value": value, "op": op, "bound": bound, "unit": unit, "pass": passed}
+        )
 
     for route in ("health", "page"):
-        add(f"{ROUTE_LABELS[route]}: req/s C / B", ratio(table[route]["C"]["rps"],
-            table[route]["B"]["rps"]), ">=", 0.95, "x")
+        add(
+            f"{ROUTE_LABELS[route]}: req/s C / B",
+            ratio(table[route]["C"]["rps"], table[route]["B"]["rps"]),
+            ">=",
+            0.95,
+            "x",
+        )
     for route in ROUTES:
-        add(f"{ROUTE_LABELS[route]}: p99 C / B", ratio(table[route]["C"]["p99_ms"],
-            table[route]["B"]["p99_ms"]), "<=", 1.2, "x")
-    add(f"{ROUTE_LABELS['static']}: req/s C / B", ratio(table["static"]["C"]["rps"],
-        table["static"]["B"]["rps"]), ">=", 5, "x")
-    add(f"{ROUTE_LABELS['page']}: req/s C / A", ratio(table["page"]["C"]["rps"],
-        table["page"]["A"]["rps"]), ">=", 50, "x")
-    add(f"{ROUTE_LABELS['health']}: req/s C / A", ratio(table["health"]["C"]["rps"],
-        table["health"]["A"]["rps"]), ">=", 4, "x")
+        add(
+            f"{ROUTE_LABELS[route]}: p99 C / B",
+            ratio(table[route]["C"]["p99_ms"], table[route]["B"]["p99_ms"]),
+            "<=",
+            1.2,
+            "x",
+        )
+    add(
+        f"{ROUTE_LABELS['static']}: req/s C / B",
+        ratio(table["static"]["C"]["rps"], table["static"]["B"]["rps"]),
+        ">=",
+        5,
+        "x",
+    )
+    add(
+        f"{ROUTE_LABELS['page']}: req/s C / A",
+        ratio(table["page"]["C"]["rps"], table["page"]["A"]["rps"]),
+        ">=",
+        50,
+        "x",
+    )
+    add(
+        f"{ROUTE_LABELS['health']}: req/s C / A",
+        ratio(table["health"]["C"]["rps"], table["health"]["A"]["rps"]),
+        ">=",
+        4,
+        "x",
+    )
     if deploy:
         add("deploy under load: failed requests", deploy["load"]["failed"], "<=", 0)
     return targets
@@ -490,14 +610,17 @@ def evaluate(table: dict, deploy: dict | None) -> list[dict[str, Any]]:
 
 # ---- deploy under load -----------------------------------------------------------------
 
+
 def deploy_under_load(interval: float) -> dict[str, Any]:
     """deploy.yml of a new release while a request loop runs through Nginx on /api/health."""
     new_release(f"under-load {time.strftime('%Y%m%dT%H%M%S')}")
     pids_before = [p["pid"] for p in pm2_processes()]
-    dexec(f"rm -f /tmp/{LOAD_UNIT}.json /tmp/{LOAD_UNIT}.stop; "
-          f"systemd-run --unit={LOAD_UNIT} --collect --quiet /usr/bin/python3 "
-          f"{TARGET_DIR}/load_loop.py http://127.0.0.1:80/api/health /tmp/{LOAD_UNIT}.json "
-          f"/tmp/{LOAD_UNIT}.stop 1800 {interval}")
+    dexec(
+        f"rm -f /tmp/{LOAD_UNIT}.json /tmp/{LOAD_UNIT}.stop; "
+        f"systemd-run --unit={LOAD_UNIT} --collect --quiet /usr/bin/python3 "
+        f"{TARGET_DIR}/load_loop.py http://127.0.0.1:80/api/health /tmp/{LOAD_UNIT}.json "
+        f"/tmp/{LOAD_UNIT}.stop 1800 {interval}"
+    )
     time.sleep(3)  # a few requests before the deploy starts
     log(f"deploy.yml under a request loop (one GET every {interval} s through Nginx)")
     deploy = run_playbook("deploy-under-load", "playbooks/deploy.yml")
@@ -525,6 +648,7 @@ def deploy_under_load(interval: float) -> dict[str, Any]:
 
 # ---- output ----------------------------------------------------------------------------
 
+
 def fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "—"
@@ -547,9 +671,14 @@ def balance_lines(doc: dict[str, Any]) -> list[str]:
     c = {s["round"]: s for s in rows if s["config"] == "C"}
     if not any("split" in s for s in b.values()):
         return []
-    lines = ["", "## `/api/health` round by round: B's connections per PM2 worker", "",
-             "| round | B: wrk connections per worker | B req/s | C req/s | C/B | B p99 ms | "
-             "C p99 ms | p99 C/B |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## `/api/health` round by round: B's connections per PM2 worker",
+        "",
+        "| round | B: wrk connections per worker | B req/s | C req/s | C/B | B p99 ms | "
+        "C p99 ms | p99 C/B |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     workers = len((doc.get("pm2") or {}).get("before") or []) or 2
     even_rps, even_p99 = [], []
     for rnd in sorted(b):
@@ -561,22 +690,31 @@ def balance_lines(doc: dict[str, Any]) -> list[str]:
             even_rps.append(r_rps)
             even_p99.append(r_p99)
         split = "/".join(map(str, sb.get("split") or [])) or "?"
-        lines.append(f"| {rnd} | {split} | {fmt(sb['rps'])} | {fmt(sc['rps'])} | "
-                     f"{fmt(r_rps, 2)} | {fmt(sb['p99_ms'], 2)} | {fmt(sc['p99_ms'], 2)} | "
-                     f"{fmt(r_p99, 2)} |")
-    lines += ["", "Node's cluster hands each new connection to a worker free at that moment, so "
-              "wrk's connections can fall unevenly on B's workers (read with `ss` 2 s into the "
-              "run). When one worker holds all of them, B measures one worker (compare B1). "
-              "Nginx spreads its requests over its pooled connections, so C does not depend "
-              "on that split."]
+        lines.append(
+            f"| {rnd} | {split} | {fmt(sb['rps'])} | {fmt(sc['rps'])} | "
+            f"{fmt(r_rps, 2)} | {fmt(sb['p99_ms'], 2)} | {fmt(sc['p99_ms'], 2)} | "
+            f"{fmt(r_p99, 2)} |"
+        )
+    lines += [
+        "",
+        "Node's cluster hands each new connection to a worker free at that moment, so "
+        "wrk's connections can fall unevenly on B's workers (read with `ss` 2 s into the "
+        "run). When one worker holds all of them, B measures one worker (compare B1). "
+        "Nginx spreads its requests over its pooled connections, so C does not depend "
+        "on that split.",
+    ]
     if even_rps:
-        lines.append(f"Rounds where each of B's {workers} workers held some of the connections: "
-                     f"{len(even_rps)} of {len(b)}; median C/B over them "
-                     f"{fmt(statistics.median(even_rps), 2)} req/s, "
-                     f"{fmt(statistics.median(even_p99), 2)} p99.")
+        lines.append(
+            f"Rounds where each of B's {workers} workers held some of the connections: "
+            f"{len(even_rps)} of {len(b)}; median C/B over them "
+            f"{fmt(statistics.median(even_rps), 2)} req/s, "
+            f"{fmt(statistics.median(even_p99), 2)} p99."
+        )
     else:
-        lines.append(f"In none of the {len(b)} rounds did each of B's {workers} workers hold "
-                     "some of the connections.")
+        lines.append(
+            f"In none of the {len(b)} rounds did each of B's {workers} workers hold "
+            "some of the connections."
+        )
     return lines
 
 
@@ -598,51 +736,81 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     for cfg in CONFIGS:
         lines.append(f"- **{cfg.key}**: {cfg.label}, 127.0.0.1:{cfg.port}")
-    lines += ["", "Paths: " + ", ".join(
-        f"{cfg.key} static `{doc['paths'][cfg.key]['static']}`" for cfg in CONFIGS[:2]) + "", ""]
-    lines += ["## Throughput and latency (median of rounds)", "",
-              "| route | config | req/s | (min-max) | p50 ms | p99 ms | errors / requests | "
-              "audit: non-2xx / requests |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "Paths: "
+        + ", ".join(f"{cfg.key} static `{doc['paths'][cfg.key]['static']}`" for cfg in CONFIGS[:2])
+        + "",
+        "",
+    ]
+    lines += [
+        "## Throughput and latency (median of rounds)",
+        "",
+        "| route | config | req/s | (min-max) | p50 ms | p99 ms | errors / requests | "
+        "audit: non-2xx / requests |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for route in ROUTES:
         for cfg in CONFIGS:
             r = doc["summary"][route][cfg.key]
             a = doc.get("audit", {}).get(route, {}).get(cfg.key)
             checked = f"{a['non2xx'] + a['socket_errors']} / {a['requests']:,}" if a else "—"
-            lines.append(f"| `{ROUTE_LABELS[route]}` | {cfg.key} | {fmt(r['rps'])} | "
-                         f"{fmt(r['rps_min'], 0)}-{fmt(r['rps_max'], 0)} | {fmt(r['p50_ms'], 2)} | "
-                         f"{fmt(r['p99_ms'], 2)} | {r['errors']} / {r['requests']:,} | "
-                         f"{checked} |")
-    lines += ["", "Errors: socket errors, timeouts and answers >= 400 in the timed runs (wrk's "
-              "own counter); audit: one short run per cell whose Lua hook counts every non-2xx "
-              "answer (3xx too), kept out of the timed runs because the hook slows wrk down.",
-              "", "## Ratios", "", "| route | C/B req/s | C/B1 req/s | C/A req/s | "
-              "p99 C/B |", "|---|---:|---:|---:|---:|"]
+            lines.append(
+                f"| `{ROUTE_LABELS[route]}` | {cfg.key} | {fmt(r['rps'])} | "
+                f"{fmt(r['rps_min'], 0)}-{fmt(r['rps_max'], 0)} | {fmt(r['p50_ms'], 2)} | "
+                f"{fmt(r['p99_ms'], 2)} | {r['errors']} / {r['requests']:,} | "
+                f"{checked} |"
+            )
+    lines += [
+        "",
+        "Errors: socket errors, timeouts and answers >= 400 in the timed runs (wrk's "
+        "own counter); audit: one short run per cell whose Lua hook counts every non-2xx "
+        "answer (3xx too), kept out of the timed runs because the hook slows wrk down.",
+        "",
+        "## Ratios",
+        "",
+        "| route | C/B req/s | C/B1 req/s | C/A req/s | p99 C/B |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for route in ROUTES:
         s = doc["summary"][route]
-        lines.append(f"| `{ROUTE_LABELS[route]}` | {fmt(ratio(s['C']['rps'], s['B']['rps']), 2)} | "
-                     f"{fmt(ratio(s['C']['rps'], s['B1']['rps']), 2)} | "
-                     f"{fmt(ratio(s['C']['rps'], s['A']['rps']), 1)} | "
-                     f"{fmt(ratio(s['C']['p99_ms'], s['B']['p99_ms']), 2)} |")
+        lines.append(
+            f"| `{ROUTE_LABELS[route]}` | {fmt(ratio(s['C']['rps'], s['B']['rps']), 2)} | "
+            f"{fmt(ratio(s['C']['rps'], s['B1']['rps']), 2)} | "
+            f"{fmt(ratio(s['C']['rps'], s['A']['rps']), 1)} | "
+            f"{fmt(ratio(s['C']['p99_ms'], s['B']['p99_ms']), 2)} |"
+        )
     lines += balance_lines(doc)
-    lines += ["", "## Targets (issue #6)", "", "| target | measured | bound | |",
-              "|---|---:|---:|---|"]
+    lines += [
+        "",
+        "## Targets (issue #6)",
+        "",
+        "| target | measured | bound | |",
+        "|---|---:|---:|---|",
+    ]
     for t in doc["targets"]:
         value = fmt(t["value"], 2) + t["unit"]
-        lines.append(f"| {t['target']} | {value} | {t['op']} {t['bound']}{t['unit']} | "
-                     f"{'pass' if t['pass'] else '**miss**'} |")
+        lines.append(
+            f"| {t['target']} | {value} | {t['op']} {t['bound']}{t['unit']} | "
+            f"{'pass' if t['pass'] else '**miss**'} |"
+        )
     dul = doc.get("deploy_under_load")
     if dul:
         load = dul["load"]
-        lines += ["", "## Deploy under load", "",
-                  f"`playbooks/deploy.yml` of a new release ({fmt(dul['deploy']['seconds'])} s, "
-                  f"rc {dul['deploy']['rc']}, verdict `{dul['deploy']['verdict']}`, PM2 workers "
-                  f"replaced: {'yes' if dul['workers_replaced'] else 'no'}) while a loop sent "
-                  f"GET /api/health through Nginx every {dul['interval_s']} s:", "",
-                  "| requests | failed | statuses | socket errors | worst latency |",
-                  "|---:|---:|---|---|---:|",
-                  f"| {load['requests']} | {load['failed']} | {load['statuses']} | "
-                  f"{load['errors'] or '—'} | {load['worst_ms']} ms |"]
+        lines += [
+            "",
+            "## Deploy under load",
+            "",
+            f"`playbooks/deploy.yml` of a new release ({fmt(dul['deploy']['seconds'])} s, "
+            f"rc {dul['deploy']['rc']}, verdict `{dul['deploy']['verdict']}`, PM2 workers "
+            f"replaced: {'yes' if dul['workers_replaced'] else 'no'}) while a loop sent "
+            f"GET /api/health through Nginx every {dul['interval_s']} s:",
+            "",
+            "| requests | failed | statuses | socket errors | worst latency |",
+            "|---:|---:|---|---|---:|",
+            f"| {load['requests']} | {load['failed']} | {load['statuses']} | "
+            f"{load['errors'] or '—'} | {load['worst_ms']} ms |",
+        ]
     first = doc["first_harden"]
     when = f"measured {first['at']}, container reused" if first["reused"] else "this run"
     ans = doc.get("ansible")
@@ -650,37 +818,51 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["", "## Ansible's own speed", ""]
     if strategy:
         lines += [f"Strategy `{strategy}` (ansible.cfg; `ANSIBLE_STRATEGY` overrides it).", ""]
-    lines += ["| run | seconds | rc | changed | note |",
-              "|---|---:|---:|---:|---|",
-              f"| first `harden.yml` (fresh container) | {fmt(first['seconds'])} | {first['rc']} | "
-              f"{first['changed']} | {when} |"]
+    lines += [
+        "| run | seconds | rc | changed | note |",
+        "|---|---:|---:|---:|---|",
+        f"| first `harden.yml` (fresh container) | {fmt(first['seconds'])} | {first['rc']} | "
+        f"{first['changed']} | {when} |",
+    ]
     if ans:
         redeploy = ans["redeploy"]
-        build = (f"; build {fmt(redeploy['build_s'])} s, the rest "
-                 f"{fmt(redeploy['without_build_s'])} s" if redeploy.get("build_s") else "")
-        rows = [("harden_rerun", "idempotent `harden.yml` re-run", ""),
-                ("redeploy", "`playbooks/deploy.yml`, edited source, same lockfile",
-                 f"verdict `{redeploy.get('verdict')}`{build}"),
-                ("diagnose", "`playbooks/diagnose.yml` (one host)", "")]
+        build = (
+            f"; build {fmt(redeploy['build_s'])} s, the rest {fmt(redeploy['without_build_s'])} s"
+            if redeploy.get("build_s")
+            else ""
+        )
+        rows = [
+            ("harden_rerun", "idempotent `harden.yml` re-run", ""),
+            (
+                "redeploy",
+                "`playbooks/deploy.yml`, edited source, same lockfile",
+                f"verdict `{redeploy.get('verdict')}`{build}",
+            ),
+            ("diagnose", "`playbooks/diagnose.yml` (one host)", ""),
+        ]
         for key, label, note in rows:
             r = ans[key]
             note = note if r["rc"] == 0 else f"**failed**, see `{r['log']}`"
-            lines.append(f"| {label} | {fmt(r['seconds'])} | {r['rc']} | {r['changed']} | "
-                         f"{note} |")
+            lines.append(f"| {label} | {fmt(r['seconds'])} | {r['rc']} | {r['changed']} | {note} |")
     if doc.get("notes"):
         lines += ["", "## Notes", "", *[f"- {note}" for note in doc["notes"]]]
 
     def workers(procs: list[dict]) -> str:
-        return ", ".join(f"pid {w['pid']} ({w['status']}, {w['restarts']} restarts)"
-                         for w in procs)
+        return ", ".join(f"pid {w['pid']} ({w['status']}, {w['restarts']} restarts)" for w in procs)
 
-    warm_s = ", ".join(f"`{url.split(':5200', 1)[-1]}` {s} s"
-                       for url, s in doc["dev"]["warm_s"].items())
-    lines += ["", "## Checks", "",
-              f"- PM2 workers before the serving runs: {workers(doc['pm2']['before'])}; after: "
-              f"{workers(doc['pm2']['after'])}. A restart in between would void B and C.",
-              f"- Dev server (A): `pnpm install` {doc['dev']['pnpm_install_s']} s; first 2xx "
-              f"after {warm_s} (Next compiles a route on its first request).", ""]
+    warm_s = ", ".join(
+        f"`{url.split(':5200', 1)[-1]}` {s} s" for url, s in doc["dev"]["warm_s"].items()
+    )
+    lines += [
+        "",
+        "## Checks",
+        "",
+        f"- PM2 workers before the serving runs: {workers(doc['pm2']['before'])}; after: "
+        f"{workers(doc['pm2']['after'])}. A restart in between would void B and C.",
+        f"- Dev server (A): `pnpm install` {doc['dev']['pnpm_install_s']} s; first 2xx "
+        f"after {warm_s} (Next compiles a route on its first request).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -697,24 +879,32 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
     colors = {"A": "#c44e52", "B": "#4c72b0", "B1": "#8c8c8c", "C": "#55a868"}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     width = 0.2
-    for ax, metric, title in ((axes[0], "rps", "requests/s (median, log scale)"),
-                              (axes[1], "p99_ms", "p99 latency, ms (median, log scale)")):
+    for ax, metric, title in (
+        (axes[0], "rps", "requests/s (median, log scale)"),
+        (axes[1], "p99_ms", "p99 latency, ms (median, log scale)"),
+    ):
         for i, cfg in enumerate(CONFIGS):
             values = [doc["summary"][route][cfg.key][metric] for route in ROUTES]
             xs = [x + (i - 1.5) * width for x in range(len(ROUTES))]
-            bars = ax.bar(xs, values, width, label=f"{cfg.key}: {cfg.label}",
-                          color=colors[cfg.key])
-            ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 10 else f"{v:.1f}" for v in values],
-                         fontsize=7, padding=1)
+            bars = ax.bar(xs, values, width, label=f"{cfg.key}: {cfg.label}", color=colors[cfg.key])
+            ax.bar_label(
+                bars,
+                labels=[f"{v:,.0f}" if v >= 10 else f"{v:.1f}" for v in values],
+                fontsize=7,
+                padding=1,
+            )
         ax.set_yscale("log")
         ax.set_xticks(range(len(ROUTES)), [ROUTE_LABELS[r] for r in ROUTES])
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper left")
     p = doc["parameters"]
-    fig.suptitle(f"hardenkit serving bench {doc['started']}: wrk -t{p['threads']} "
-                 f"-c{p['connections']} -d{p['duration']}s, {p['rounds']} rounds, "
-                 f"{doc['machine']['cpus']} CPUs", fontsize=10)
+    fig.suptitle(
+        f"hardenkit serving bench {doc['started']}: wrk -t{p['threads']} "
+        f"-c{p['connections']} -d{p['duration']}s, {p['rounds']} rounds, "
+        f"{doc['machine']['cpus']} CPUs",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -723,42 +913,78 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
 
 def kit_commit() -> str:
     head = run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False)
-    dirty = run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "roles", "playbooks",
-                 "plugins", "harden.yml"], check=False)
+    dirty = run(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "status",
+            "--porcelain",
+            "--",
+            "roles",
+            "playbooks",
+            "plugins",
+            "harden.yml",
+        ],
+        check=False,
+    )
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 # ---- main ------------------------------------------------------------------------------
 
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fresh", action="store_true",
-                        help="recreate the container and harden it from scratch")
-    parser.add_argument("--quick", action="store_true",
-                        help="2 rounds of 3 s, no Ansible figures and no deploy under load")
+    parser.add_argument(
+        "--fresh", action="store_true", help="recreate the container and harden it from scratch"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 rounds of 3 s, no Ansible figures and no deploy under load",
+    )
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--duration", type=int, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=10, help="wrk's request timeout, s")
-    parser.add_argument("--audit-duration", type=int, default=3,
-                        help="seconds of the status-counting run per configuration and route")
-    parser.add_argument("--skip-ansible", action="store_true",
-                        help="no idempotent re-run, redeploy or diagnose timing")
+    parser.add_argument(
+        "--audit-duration",
+        type=int,
+        default=3,
+        help="seconds of the status-counting run per configuration and route",
+    )
+    parser.add_argument(
+        "--skip-ansible",
+        action="store_true",
+        help="no idempotent re-run, redeploy or diagnose timing",
+    )
     parser.add_argument("--skip-deploy", action="store_true", help="no deploy under load")
-    parser.add_argument("--ansible-only", action="store_true",
-                        help="only Ansible's own speed (a warm-up re-run first), into "
-                             "<stamp>-ansible-<strategy>.json; e.g. with "
-                             "ANSIBLE_STRATEGY=hardenkit.nodeapp.mitogen_linear")
-    parser.add_argument("--load-interval", type=float, default=0.15,
-                        help="seconds between the loop's requests (under 10 r/s, the kit's "
-                             "default /api/ limit)")
-    parser.add_argument("--keep-running", action="store_true",
-                        help="leave the container running (default: stop it)")
+    parser.add_argument(
+        "--ansible-only",
+        action="store_true",
+        help="only Ansible's own speed (a warm-up re-run first), into "
+        "<stamp>-ansible-<strategy>.json; e.g. with "
+        "ANSIBLE_STRATEGY=hardenkit.nodeapp.mitogen_linear",
+    )
+    parser.add_argument(
+        "--load-interval",
+        type=float,
+        default=0.15,
+        help="seconds between the loop's requests (under 10 r/s, the kit's default /api/ limit)",
+    )
+    parser.add_argument(
+        "--keep-running", action="store_true", help="leave the container running (default: stop it)"
+    )
     parser.add_argument("--remove", action="store_true", help="remove the container at the end")
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
-    parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="only write the .md and .png of an earlier result file")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="only write the .md and .png of an earlier result file",
+    )
     args = parser.parse_args()
     if args.rounds is None:
         args.rounds = 2 if args.quick else 5
@@ -782,8 +1008,11 @@ def ansible_only(args: argparse.Namespace) -> int:
     re-run (the first run through a strategy fills caches the later ones reuse)."""
     started = dt.datetime.now(dt.UTC)
     strategy = os.environ.get("ANSIBLE_STRATEGY") or configured_strategy()
-    doc: dict[str, Any] = {"generated_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                           "strategy": strategy, "kit_commit": kit_commit()}
+    doc: dict[str, Any] = {
+        "generated_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "strategy": strategy,
+        "kit_commit": kit_commit(),
+    }
     try:
         ensure_container(args.fresh)
         doc["harden_rerun_1"] = run_playbook("harden-rerun-warm-up", "harden.yml")
@@ -799,10 +1028,12 @@ def ansible_only(args: argparse.Namespace) -> int:
     stem += f"-{args.tag}" if args.tag else ""
     (RESULTS / f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
     redeploy = doc["redeploy"]
-    print(f"{strategy}: idempotent harden.yml {doc['harden_rerun']['seconds']} s "
-          f"(changed {doc['harden_rerun']['changed']}); redeploy {redeploy['seconds']} s = build "
-          f"{redeploy['build_s']} + {redeploy['without_build_s']}; diagnose.yml "
-          f"{doc['diagnose']['seconds']} s")
+    print(
+        f"{strategy}: idempotent harden.yml {doc['harden_rerun']['seconds']} s "
+        f"(changed {doc['harden_rerun']['changed']}); redeploy {redeploy['seconds']} s = build "
+        f"{redeploy['build_s']} + {redeploy['without_build_s']}; diagnose.yml "
+        f"{doc['diagnose']['seconds']} s"
+    )
     print(f"results: bench/results/{stem}.json")
     return 0
 
@@ -820,8 +1051,10 @@ def main() -> int:
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "kit_commit": kit_commit(),
         "image": IMAGE,
-        "parameters": {k: getattr(args, k) for k in ("rounds", "duration", "connections",
-                                                      "threads", "timeout", "quick")},
+        "parameters": {
+            k: getattr(args, k)
+            for k in ("rounds", "duration", "connections", "threads", "timeout", "quick")
+        },
     }
     try:
         doc["first_harden"] = ensure_container(args.fresh)
@@ -832,8 +1065,9 @@ def main() -> int:
         static = static_asset()
         doc["dev"] = start_dev()
         start_single()
-        doc["paths"] = {cfg.key: {"health": "/api/health", "page": "/", "static": static}
-                        for cfg in CONFIGS}
+        doc["paths"] = {
+            cfg.key: {"health": "/api/health", "page": "/", "static": static} for cfg in CONFIGS
+        }
         doc["paths"]["A"]["static"] = doc["dev"]["static_path"]
         for cfg in CONFIGS[1:]:
             base = f"http://127.0.0.1:{cfg.port}"
@@ -850,8 +1084,12 @@ def main() -> int:
         if not args.skip_deploy:
             doc["deploy_under_load"] = deploy_under_load(args.load_interval)
         doc["targets"] = evaluate(doc["summary"], doc.get("deploy_under_load"))
-        doc["machine"] = {"cpus": os.cpu_count(), "load_min": min(loads),
-                          "load_max": max(loads), "load_median": statistics.median(loads)}
+        doc["machine"] = {
+            "cpus": os.cpu_count(),
+            "load_min": min(loads),
+            "load_max": max(loads),
+            "load_median": statistics.median(loads),
+        }
         doc["runtime_s"] = round(time.monotonic() - t0, 1)
         RESULTS.mkdir(parents=True, exist_ok=True)
         stem = started.strftime("%Y%m%dT%H%M%SZ") + (f"-{args.tag}" if args.tag else "")

@@ -107,7 +107,7 @@ build_one() {
     local name="$1" hash="$2"
     local conf="$res_dir/$name.conf" image="$image_repo:$name"
     local suite cmd keyring pkgs unit tmp rootfs t0 old_id new_id tmp_tag
-    local -a packages masks
+    local -a packages masks extra
 
     t0=$SECONDS
     suite="$(conf_get suite "$conf")"
@@ -115,18 +115,21 @@ build_one() {
     [[ -n "$suite" ]] || die "$conf: no suite="
     [[ -n "$cmd" ]] || cmd='["/lib/systemd/systemd"]'
     mapfile -t packages < <(list_file "$res_dir/packages.txt")
-    # shellcheck disable=SC2207 # space-separated list by design
-    packages+=($(conf_get packages "$conf"))
+    # The .conf's own lists are space separated: words, never glob patterns.
+    read -ra extra <<<"$(conf_get packages "$conf")"
+    packages+=("${extra[@]}")
     mapfile -t masks < <(list_file "$res_dir/masked-units.txt")
-    # shellcheck disable=SC2207
-    masks+=($(conf_get mask "$conf"))
+    read -ra extra <<<"$(conf_get mask "$conf")"
+    masks+=("${extra[@]}")
     pkgs="$(IFS=,; printf '%s' "${packages[*]}")"
 
     tmp="$(mktemp -d "$tmp_base/hardenkit-$name.XXXXXX")"
     rootfs="$tmp/rootfs"
     tmp_tag="$image_repo-import:$name-$$"
-    # shellcheck disable=SC2064 # expand $tmp / $tmp_tag now
-    trap "build_cleanup '$tmp' '$tmp_tag'" EXIT
+    # The EXIT trap runs after build_one has returned and its locals are gone: it reads
+    # globals, which are this image's own (build_one runs in a subshell per image).
+    cleanup_dir="$tmp" cleanup_tag="$tmp_tag"
+    trap 'build_cleanup "$cleanup_dir" "$cleanup_tag"' EXIT
     # Aborted by the main script (TERM sent to this job's whole process group):
     # give the other members of the group (debootstrap, dpkg, tar) a moment
     # to die before the EXIT trap removes the rootfs under their feet.

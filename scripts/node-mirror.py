@@ -59,8 +59,9 @@ def build_release(dest: Path, version: str) -> dict:
         os.rename(Path(work) / "package", Path(work) / top)
         xz = out / f"{top}.tar.xz"
         with open(f"{xz}.tmp", "wb") as fh:
-            tar = subprocess.Popen(["tar", "-C", work, "--owner=0", "--group=0", "-c", top],
-                                   stdout=subprocess.PIPE)
+            tar = subprocess.Popen(
+                ["tar", "-C", work, "--owner=0", "--group=0", "-c", top], stdout=subprocess.PIPE
+            )
             subprocess.run(["xz", "-T0", "-3"], stdin=tar.stdout, stdout=fh, check=True)
             if tar.wait() != 0:
                 sys.exit(f"node-mirror: packing {top} failed")
@@ -68,20 +69,28 @@ def build_release(dest: Path, version: str) -> dict:
     digest = hashlib.sha256(xz.read_bytes()).hexdigest()
     (out / "SHASUMS256.txt").write_text(f"{digest}  {xz.name}\n")
     published = json.loads(fetch(f"{REGISTRY}/node-{ARCH}"))["time"].get(version, "")
-    return {"version": f"v{version}", "date": published[:10], "files": [ARCH],
-            "lts": RELEASES[version], "security": False}
+    return {
+        "version": f"v{version}",
+        "date": published[:10],
+        "files": [ARCH],
+        "lts": RELEASES[version],
+        "security": False,
+    }
 
 
 def build(dest: Path) -> None:
     index = dest / "index.json"
     if index.exists() and {e["version"] for e in json.loads(index.read_text())} == {
-            f"v{v}" for v in RELEASES}:
+        f"v{v}" for v in RELEASES
+    }:
         return
     dest.mkdir(parents=True, exist_ok=True)
     entries = []
     for version in RELEASES:
-        print(f"node-mirror: building Node.js {version} ({ARCH}) from the npm registry",
-              file=sys.stderr)
+        print(
+            f"node-mirror: building Node.js {version} ({ARCH}) from the npm registry",
+            file=sys.stderr,
+        )
         entries.append(build_release(dest, version))
     entries.sort(key=lambda e: tuple(int(n) for n in e["version"][1:].split(".")), reverse=True)
     index.write_text(json.dumps(entries, indent=1) + "\n")
@@ -102,9 +111,21 @@ def serve(dest: Path, port: int) -> str:
     log = dest.parent / "node-mirror.log"
     with open(log, "ab") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-             str(dest), str(port)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(dest),
+                str(port),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
     for _ in range(50):
         if answering(url):
             return url
@@ -115,8 +136,9 @@ def serve(dest: Path, port: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", type=Path, default=ROOT / ".cache" / "node-mirror")
-    parser.add_argument("--port", type=int,
-                        default=int(os.environ.get("HARDENKIT_NODE_MIRROR_PORT", "48021")))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("HARDENKIT_NODE_MIRROR_PORT", "48021"))
+    )
     args = parser.parse_args()
     if shutil.which("xz") is None:
         sys.exit("node-mirror: xz is missing (apt-get install xz-utils)")

@@ -49,8 +49,10 @@ def warm(urls: list[str], deadline_s: float) -> int:
             except OSError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             if time.monotonic() - start > deadline_s:
-                print(f"warm: {url} did not answer 2xx within {deadline_s:.0f} s ({last})",
-                      file=sys.stderr)
+                print(
+                    f"warm: {url} did not answer 2xx within {deadline_s:.0f} s ({last})",
+                    file=sys.stderr,
+                )
                 return 1
             time.sleep(1)
         took[url] = round(time.monotonic() - t0, 2)
@@ -66,8 +68,10 @@ def dev_asset(base: str) -> int:
         if fetch(base + path, timeout=120)[0] == 200:
             print(json.dumps({"path": path}))
             return 0
-    print(f"dev-asset: no /_next/static/ .js answers on {base}/ (page status {status})",
-          file=sys.stderr)
+    print(
+        f"dev-asset: no /_next/static/ .js answers on {base}/ (page status {status})",
+        file=sys.stderr,
+    )
     return 1
 
 

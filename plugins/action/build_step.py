@@ -77,8 +77,10 @@ class ActionModule(ActionBase):
         q = shlex.quote
         # fd 3 keeps the connection's standard input for the background job (a background
         # list's own standard input is /dev/null in a shell without job control).
-        job = (f"{command} >>{q(log)} 2>&1; echo $? >{q(rc_file + '.tmp')};"
-               f" mv {q(rc_file + '.tmp')} {q(rc_file)}")
+        job = (
+            f"{command} >>{q(log)} 2>&1; echo $? >{q(rc_file + '.tmp')};"
+            f" mv {q(rc_file + '.tmp')} {q(rc_file)}"
+        )
         launcher = (
             f"exec 3<&0; rm -f {q(rc_file)} {q(rc_file + '.tmp')} || exit 1; "
             f"touch {q(log)} && chmod 0600 {q(log)} || exit 1; "
@@ -88,8 +90,12 @@ class ActionModule(ActionBase):
         )
         started = self._sh(f"sh -c {q(launcher)}", in_data=str(args["stdin"]).encode())
         if started.get("rc") != 0:
-            return {**result, "failed": True, "changed": False,
-                    "msg": f"{label} could not start: {clean(started.get('stderr', ''), secrets)}"}
+            return {
+                **result,
+                "failed": True,
+                "changed": False,
+                "msg": f"{label} could not start: {clean(started.get('stderr', ''), secrets)}",
+            }
         try:
             offset = int(started.get("stdout", "").split()[0]) + 1
         except (IndexError, ValueError):
@@ -108,8 +114,13 @@ class ActionModule(ActionBase):
             if rc_text.strip():
                 break
             if now - begin > args["timeout"] + 60:
-                return {**result, "failed": True, "changed": True, "log": log,
-                        "msg": f"{label} did not end within {args['timeout']} s; see {log}"}
+                return {
+                    **result,
+                    "failed": True,
+                    "changed": True,
+                    "log": log,
+                    "msg": f"{label} did not end within {args['timeout']} s; see {log}",
+                }
             if now - last_shown >= args["interval"]:
                 lines = [line for line in clean(tail, secrets).splitlines() if line.strip()]
                 line = lines[-1] if lines else "(no output yet)"
@@ -124,12 +135,25 @@ class ActionModule(ActionBase):
         whole = self._sh(f"{mine} | tail -n {int(args['tail_lines'])}").get("stdout", "")
         stdout = clean(whole, secrets) if whole else "\n".join(lines)
         took = time.monotonic() - begin
-        display.display(f"[{host}] {label}: {'done' if rc == 0 else f'failed (exit {rc})'}"
-                        f" after {elapsed(took)}, log {log}")
-        return {**result, "changed": True, "failed": rc != 0, "rc": rc, "stdout": stdout,
-                "stderr": "", "log": log, "elapsed": round(took, 1),
-                **({"msg": f"{label} failed with exit status {rc}; the whole log is {log}"}
-                   if rc else {})}
+        display.display(
+            f"[{host}] {label}: {'done' if rc == 0 else f'failed (exit {rc})'}"
+            f" after {elapsed(took)}, log {log}"
+        )
+        return {
+            **result,
+            "changed": True,
+            "failed": rc != 0,
+            "rc": rc,
+            "stdout": stdout,
+            "stderr": "",
+            "log": log,
+            "elapsed": round(took, 1),
+            **(
+                {"msg": f"{label} failed with exit status {rc}; the whole log is {log}"}
+                if rc
+                else {}
+            ),
+        }
 
     @staticmethod
     def _task_vars_host(task_vars) -> str:

@@ -68,8 +68,11 @@ class ActionModule(ActionBase):
             return {**result, "failed": True, "msg": str(exc)}
         stem, files = args["stem"], args["files"]
         if not _STEM.match(stem) or stem == "latest":
-            return {**result, "failed": True,
-                    "msg": f"stem must be a plain file name other than 'latest' (got {stem!r})"}
+            return {
+                **result,
+                "failed": True,
+                "msg": f"stem must be a plain file name other than 'latest' (got {stem!r})",
+            }
         bad = [ext for ext in files if not re.fullmatch(r"[a-z0-9]+", str(ext))]
         if bad or not files:
             msg = f"files must map extensions (json, md...) to contents (got {sorted(files)!r})"
@@ -83,8 +86,11 @@ class ActionModule(ActionBase):
                     os.path.join(args["dir"], f"{stem}.md") if "md" in files else None,
                 )
             except ValueError as exc:  # json.JSONDecodeError is one
-                return {**result, "failed": True,
-                        "msg": f"summarize needs files.json to be a report: {exc}"}
+                return {
+                    **result,
+                    "failed": True,
+                    "msg": f"summarize needs files.json to be a report: {exc}",
+                }
 
         directory = args["dir"]
         paths = {}
@@ -100,8 +106,11 @@ class ActionModule(ActionBase):
                 if args["latest"]:
                     _write(os.path.join(directory, f"latest.{ext}"), text, mode)
         except OSError as exc:
-            return {**result, "failed": True,
-                    "msg": f"could not write the report in {directory}: {exc}"}
+            return {
+                **result,
+                "failed": True,
+                "msg": f"could not write the report in {directory}: {exc}",
+            }
         # A report describes the hosts; writing it changes none of them (changed=0 on an
         # idempotent run, and it is written in check mode too).
         done = {**result, "changed": False, "dir": directory, "paths": paths}

@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 import re
 
-CONFIG_FILES = ("next.config.js", "next.config.mjs", "next.config.cjs", "next.config.ts",
-                "next.config.mts")
+CONFIG_FILES = (
+    "next.config.js",
+    "next.config.mjs",
+    "next.config.cjs",
+    "next.config.ts",
+    "next.config.mts",
+)
 # `output: "standalone"` (or 'standalone', `standalone`), not inside a // comment.
 _OUTPUT = re.compile(r"""^[^/\n]*?\boutput\s*:\s*["'`](standalone|export)["'`]""", re.M)
 
@@ -21,8 +26,9 @@ def next_output(src: str) -> str:
     """
     for name in CONFIG_FILES:
         try:
-            with open(os.path.join(os.path.expanduser(str(src)), name), encoding="utf-8",
-                      errors="replace") as fh:
+            with open(
+                os.path.join(os.path.expanduser(str(src)), name), encoding="utf-8", errors="replace"
+            ) as fh:
                 text = fh.read(200_000)
         except OSError:
             continue

@@ -16,8 +16,9 @@ def _release_id(source, build_command, build_env=None, extra=None):
 
 def _memory_plan(mem_total_mb, instances, fraction=0.7, heap_ratio=0.8, min_mb=128):
     try:
-        return memory_plan(int(mem_total_mb), int(instances), float(fraction),
-                           float(heap_ratio), int(min_mb))
+        return memory_plan(
+            int(mem_total_mb), int(instances), float(fraction), float(heap_ratio), int(min_mb)
+        )
     except ValueError as exc:
         raise AnsibleFilterError(f"node_memory_plan: {exc}") from exc
 

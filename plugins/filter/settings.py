@@ -11,8 +11,16 @@ import yaml
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 # Each role's prefix. app_ covers app_release_ too; each prefix's known names are every
 # role's options (a variable of one role may be read by another: app_port by nginx_proxy).
-PREFIXES = ("app_", "node_runtime_", "dev_cleanup_", "pm2_", "nginx_proxy_", "logrotate_",
-            "watchdog_", "diagnostics_")
+PREFIXES = (
+    "app_",
+    "node_runtime_",
+    "dev_cleanup_",
+    "pm2_",
+    "nginx_proxy_",
+    "logrotate_",
+    "watchdog_",
+    "diagnostics_",
+)
 
 
 def known_settings(roles: Path = ROLES) -> set[str]:

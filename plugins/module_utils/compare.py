@@ -81,7 +81,7 @@ def finding_regressions(before: Diagnosis, after: Diagnosis) -> list[dict[str, A
     """Critical findings after whose code was not critical before (resource codes excepted)."""
     was_critical = {f.get("code") for f in _findings(before) if f.get("severity") == CRITICAL}
     out = []
-    seen: set[str] = set()
+    seen: set[str | None] = set()
     for f in _findings(after):
         code = f.get("code")
         if f.get("severity") != CRITICAL or code in RESOURCE_CODES:

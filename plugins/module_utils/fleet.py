@@ -88,7 +88,7 @@ def report_summary(report: Mapping[str, Any], path: str | None = None) -> dict[s
         raise ValueError("expected a report (the document tasks/report.yml writes)")
     after = report.get("after")
     has_after = isinstance(after, Mapping)
-    seen = after if has_after else _mapping(report.get("before"))
+    seen = after if isinstance(after, Mapping) else _mapping(report.get("before"))
     counts = _mapping(_mapping(report.get("counts")).get("after" if has_after else "before"))
     release = _mapping(report.get("release"))
     codes: list[str] = []

@@ -69,8 +69,11 @@ def reasons_for(want: Mapping[str, Any]) -> list[str]:
         out.append("owner")
     if group is not None and _id_of(str(group), grp.getgrnam, "gr_gid") != st.st_gid:
         out.append("group")
-    if (want.get("mode") is not None and state != "link"
-            and octal_mode(want["mode"]) != stat.S_IMODE(st.st_mode)):
+    if (
+        want.get("mode") is not None
+        and state != "link"
+        and octal_mode(want["mode"]) != stat.S_IMODE(st.st_mode)
+    ):
         out.append("mode")
     if state == "link" and want.get("src") is not None and os.readlink(path) != want["src"]:
         out.append("target")

@@ -28,6 +28,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatch
+from functools import partial
 from typing import Any
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import dir_scope
@@ -312,7 +313,7 @@ def collect(
         for path in _dir_files(cron_dir):
             add(
                 path,
-                lambda p, t, spool=spool: parse_crontab(p, t, dev_re, home_of, spool),
+                partial(parse_crontab, dev_re=dev_re, home_of=home_of, spool=spool),
                 CRON_FILTER.format(dev_re),
             )
     for path in hook_files:

@@ -30,8 +30,10 @@ class InWorkerAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
-        params = {k: (os.path.expanduser(v) if k in self.PATHS and v else v)
-                  for k, v in dict(args).items()}
+        params = {
+            k: (os.path.expanduser(v) if k in self.PATHS and v else v)
+            for k, v in dict(args).items()
+        }
         try:
             return {**result, **self.work(params)}
         except ValueError as exc:

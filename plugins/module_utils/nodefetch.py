@@ -82,8 +82,11 @@ def app_specs(app_dir: str) -> tuple[str | None, str | None, str | None]:
             raise ValueError(f"{app_dir}/package.json is not valid JSON: {exc}") from None
         node = ((package.get("engines") or {}) if isinstance(package, dict) else {}).get("node")
         engines = node if isinstance(node, str) else None
-    return (_read(os.path.join(app_dir, ".nvmrc")),
-            _read(os.path.join(app_dir, ".node-version")), engines)
+    return (
+        _read(os.path.join(app_dir, ".nvmrc")),
+        _read(os.path.join(app_dir, ".node-version")),
+        engines,
+    )
 
 
 def release(p: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
@@ -105,12 +108,22 @@ def release(p: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
     cache = os.path.join(p["cache_dir"], hashlib.sha1(mirror.encode()).hexdigest()[:12])
     os.makedirs(cache, exist_ok=True)
 
-    def result(version: str, lts: str | None, archive: str | None,
-               sha256: str | None) -> dict[str, Any]:
-        return {"changed": False, "version": version, "major": int(version.split(".")[0]),
-                "lts": lts, "spec": clean_spec(spec) or None, "source": source, "arch": arch,
-                "archive": archive, "sha256": sha256, "dir_name": f"v{version}-{arch}",
-                "url": f"{mirror}/v{version}/{tarball_name(version, arch)}"}
+    def result(
+        version: str, lts: str | None, archive: str | None, sha256: str | None
+    ) -> dict[str, Any]:
+        return {
+            "changed": False,
+            "version": version,
+            "major": int(version.split(".")[0]),
+            "lts": lts,
+            "spec": clean_spec(spec) or None,
+            "source": source,
+            "arch": arch,
+            "archive": archive,
+            "sha256": sha256,
+            "dir_name": f"v{version}-{arch}",
+            "url": f"{mirror}/v{version}/{tarball_name(version, arch)}",
+        }
 
     # An exact version already fetched needs no index.
     exact = _EXACT.fullmatch(clean_spec(spec) if spec else "")
@@ -137,9 +150,11 @@ def release(p: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
                     raise ValueError(
                         f"cannot read the Node.js release list {mirror}/index.json ({exc});"
                         " set node_runtime_mirror to a reachable copy of"
-                        " https://nodejs.org/dist/") from None
-                warn(f"cannot read {mirror}/index.json ({exc}); using the copy read"
-                            f" {int(age)} s ago")
+                        " https://nodejs.org/dist/"
+                    ) from None
+                warn(
+                    f"cannot read {mirror}/index.json ({exc}); using the copy read {int(age)} s ago"
+                )
         try:
             releases = parse_index(json.loads(_read(index_path) or "[]"))
         except (json.JSONDecodeError, AttributeError, TypeError) as exc:
@@ -160,8 +175,10 @@ def release(p: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
         except Exception as exc:
             raise ValueError(f"cannot read {sums_url}: {exc}") from None
         if name not in sums:
-            raise ValueError(f"{sums_url} lists no {name}: the mirror {mirror} has no"
-                             f" {arch} .tar.xz build of Node.js {version}")
+            raise ValueError(
+                f"{sums_url} lists no {name}: the mirror {mirror} has no"
+                f" {arch} .tar.xz build of Node.js {version}"
+            )
         url = f"{mirror}/v{version}/{name}"
         try:
             data = open_url(url, timeout=600).read()
@@ -169,10 +186,10 @@ def release(p: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
             raise ValueError(f"cannot download {url}: {exc}") from None
         got = hashlib.sha256(data).hexdigest()
         if got != sums[name]:
-            raise ValueError(f"{url} has sha256 {got}, but {sums_url} says {sums[name]}:"
-                             " the download is corrupt or the mirror is not to be trusted")
+            raise ValueError(
+                f"{url} has sha256 {got}, but {sums_url} says {sums[name]}:"
+                " the download is corrupt or the mirror is not to be trusted"
+            )
         _write(archive, data)
         _write(f"{archive}.sha256", f"{got}\n".encode())
         return result(version, chosen["lts"], archive, got)
-
-

@@ -21,8 +21,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-ARCHES = {"x86_64": "linux-x64", "amd64": "linux-x64",
-          "aarch64": "linux-arm64", "arm64": "linux-arm64"}
+ARCHES = {
+    "x86_64": "linux-x64",
+    "amd64": "linux-x64",
+    "aarch64": "linux-arm64",
+    "arm64": "linux-arm64",
+}
 
 # Specs that mean "the newest release of all" (nvm: node, stable; n/fnm: latest, current).
 NEWEST = {"latest", "current", "node", "stable"}
@@ -48,8 +52,11 @@ Comparator = tuple[str, Bound]
 NEVER: Comparator = ("<", (0, 0, 0, 0))
 
 _TESTS = {
-    "<": lambda v, b: v < b, "<=": lambda v, b: v <= b, ">": lambda v, b: v > b,
-    ">=": lambda v, b: v >= b, "=": lambda v, b: v == b,
+    "<": lambda v, b: v < b,
+    "<=": lambda v, b: v <= b,
+    ">": lambda v, b: v > b,
+    ">=": lambda v, b: v >= b,
+    "=": lambda v, b: v == b,
 }
 
 
@@ -62,19 +69,21 @@ def parse_index(data: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     Each is ``{version: (22, 11, 0), text: "22.11.0", lts: "jod" or None, files: [...]}``.
     Entries without an ``vX.Y.Z`` version are skipped: a mirror may add its own.
     """
-    releases = []
+    releases: list[dict[str, Any]] = []
     for entry in data:
         match = _VERSION.fullmatch(str(entry.get("version", "")).strip())
         if not match:
             continue
         version = tuple(int(n) for n in match.groups())
         lts = entry.get("lts")
-        releases.append({
-            "version": version,
-            "text": "{}.{}.{}".format(*version),
-            "lts": lts.strip().lower() if isinstance(lts, str) and lts.strip() else None,
-            "files": list(entry.get("files") or []),
-        })
+        releases.append(
+            {
+                "version": version,
+                "text": "{}.{}.{}".format(*version),
+                "lts": lts.strip().lower() if isinstance(lts, str) and lts.strip() else None,
+                "files": list(entry.get("files") or []),
+            }
+        )
     releases.sort(key=lambda r: r["version"], reverse=True)
     return releases
 
@@ -102,9 +111,8 @@ def _floor(parts: list[int | None], pre: bool = False) -> Bound:
     return major, minor, patch, 0 if pre else 1
 
 
-def _above(parts: list[int | None]) -> Bound:
+def _above(major: int, minor: int | None) -> Bound:
     """The first version past a partial: 20 -> 21.0.0, 20.11 -> 20.12.0."""
-    major, minor, _ = parts
     if minor is None:
         return major + 1, 0, 0, 1
     return major, minor + 1, 0, 1
@@ -117,13 +125,13 @@ def _desugar(op: str, parts: list[int | None], pre: bool) -> list[Comparator]:
         return [NEVER] if op in ("<", ">") else []
     full = patch is not None
     if op == ">":
-        return [(">", _floor(parts, pre))] if full else [(">=", _above(parts))]
+        return [(">", _floor(parts, pre))] if full else [(">=", _above(major, minor))]
     if op == ">=":
         return [(">=", _floor(parts, pre))]
     if op == "<":
         return [("<", _floor(parts, pre))]
     if op == "<=":
-        return [("<=", _floor(parts, pre))] if full else [("<", _above(parts))]
+        return [("<=", _floor(parts, pre))] if full else [("<", _above(major, minor))]
     if op == "^":
         if major > 0 or minor is None:
             top: Bound = (major + 1, 0, 0, 1)
@@ -133,11 +141,11 @@ def _desugar(op: str, parts: list[int | None], pre: bool) -> list[Comparator]:
             top = (0, 0, patch + 1, 1)
         return [(">=", _floor(parts, pre)), ("<", top)]
     if op in ("~", "~>"):
-        return [(">=", _floor(parts, pre)), ("<", _above([major, minor, None]))]
+        return [(">=", _floor(parts, pre)), ("<", _above(major, minor))]
     # = or no operator: exact when full, else the partial's span.
     if full:
         return [("=", _floor(parts, pre))]
-    return [(">=", _floor(parts)), ("<", _above(parts))]
+    return [(">=", _floor(parts)), ("<", _above(major, minor))]
 
 
 def parse_range(text: str) -> list[list[Comparator]]:
@@ -163,7 +171,7 @@ def parse_range(text: str) -> list[list[Comparator]]:
         for word in alternative.split():
             match = _COMPARATOR.fullmatch(word)
             partial = _partial(match.group(2)) if match else None
-            if partial is None:
+            if match is None or partial is None:
                 raise ValueError(f"not a version or comparator: {word!r}")
             bounds += _desugar(match.group(1) or "=", *partial)
         alternatives.append(bounds)
@@ -276,8 +284,13 @@ def resolve(
         built = [r for r in built if r["lts"]] or built
     if built:
         release = built[0]
-        return {"version": release["text"], "major": release["version"][0],
-                "lts": release["lts"], "source": source, "spec": text or None}
+        return {
+            "version": release["text"],
+            "major": release["version"][0],
+            "lts": release["lts"],
+            "source": source,
+            "spec": text or None,
+        }
     built = [r for r in releases if arch in r["files"]]
     if not built:
         raise ValueError(f"{source}: nodejs.org has no {arch} build of any Node.js release")

@@ -66,7 +66,8 @@ def fetch(p: dict[str, Any]) -> dict[str, Any]:
     try:
         package_json = json.loads(raw)
         found = detect(
-            os.listdir(src), package_json,
+            os.listdir(src),
+            package_json,
             yarnrc=_read(os.path.join(src, ".yarnrc.yml")),
             yarn_lock_head=_read(os.path.join(src, "yarn.lock"), 2048),
         )
@@ -105,14 +106,19 @@ def fetch(p: dict[str, Any]) -> dict[str, Any]:
             data = None
     if data is None:
         try:
-            meta = json.load(open_url(f"{registry}/{package.replace('/', '%2F')}/{version}",
-                                      headers={"Accept": "application/json"}, timeout=60))
+            meta = json.load(
+                open_url(
+                    f"{registry}/{package.replace('/', '%2F')}/{version}",
+                    headers={"Accept": "application/json"},
+                    timeout=60,
+                )
+            )
             integrity = (meta.get("dist") or {}).get("integrity")
-            url = (meta.get("dist") or {}).get("tarball") or tarball_url(registry, package,
-                                                                          version)
+            url = (meta.get("dist") or {}).get("tarball") or tarball_url(registry, package, version)
         except Exception as exc:
             raise ValueError(
-                f"cannot read {package}@{version} from the registry {registry}: {exc}") from None
+                f"cannot read {package}@{version} from the registry {registry}: {exc}"
+            ) from None
         try:
             data = open_url(url, timeout=300).read()
         except Exception as exc:
@@ -143,5 +149,3 @@ def fetch(p: dict[str, Any]) -> dict[str, Any]:
         "native": name == "bun",
         "warnings_found": found["warnings"],
     }
-
-

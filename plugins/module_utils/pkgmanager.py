@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
+from typing import TypedDict
 
 MANAGERS = ("npm", "pnpm", "yarn", "bun")
 
@@ -34,7 +35,10 @@ LOCKFILES = {
 
 # The lockfile each manager's plain install writes (bun before 1.2: bun.lockb).
 WRITES = {
-    "pnpm": "pnpm-lock.yaml", "npm": "package-lock.json", "yarn": "yarn.lock", "bun": "bun.lock",
+    "pnpm": "pnpm-lock.yaml",
+    "npm": "package-lock.json",
+    "yarn": "yarn.lock",
+    "bun": "bun.lock",
 }
 
 # Installs that fail instead of writing a different lockfile.
@@ -71,7 +75,30 @@ def _major(version: str) -> int:
     return int(match.group(1))
 
 
-def parse_package_manager(value: str) -> dict[str, str | None]:
+class PackageManagerField(TypedDict):
+    """package.json's ``packageManager``, parsed."""
+
+    name: str
+    version: str
+    hash_algo: str | None
+    hash_hex: str | None
+
+
+class Detected(TypedDict):
+    """What :func:`detect` found."""
+
+    name: str
+    flavour: str | None
+    version: str | None
+    hash_algo: str | None
+    hash_hex: str | None
+    lockfile: str
+    install_command: str
+    yarn_path: str | None
+    warnings: list[str]
+
+
+def parse_package_manager(value: str) -> PackageManagerField:
     """package.json's ``packageManager`` split as corepack reads it: ``name@x.y.z[+algo.hex]``.
 
     Only exact versions: a range or tag would let the installed manager change under an
@@ -134,7 +161,7 @@ def detect(
     package_json: Mapping,
     yarnrc: str | None = None,
     yarn_lock_head: str | None = None,
-) -> dict[str, object]:
+) -> Detected:
     """The app's package manager, from its lockfile, checked against ``packageManager``.
 
     The lockfile decides because the frozen install needs it; ``packageManager`` only
@@ -167,7 +194,7 @@ def detect(
             raise ValueError(
                 f"lockfiles of different package managers: {names}{said}. Remove the ones "
                 "the app no longer uses, or name the one it uses in package.json "
-                f"\"packageManager\" (e.g. {_EXAMPLE})"
+                f'"packageManager" (e.g. {_EXAMPLE})'
             )
         name = pm["name"]
         for other, lockfile in by_manager.items():
@@ -181,7 +208,7 @@ def detect(
         if pm is not None and pm["name"] != name:
             raise ValueError(
                 f'package.json "packageManager" says {raw_pm} but the lockfile is '
-                f"{by_manager[name]}: remove the \"packageManager\" field, or commit the "
+                f'{by_manager[name]}: remove the "packageManager" field, or commit the '
                 f"{WRITES[pm['name']]} that `{pm['name']} install` writes"
             )
     lockfile = by_manager[name]
@@ -208,7 +235,7 @@ def detect(
 
 def _yarn_flavour(
     present: set[str],
-    pm: Mapping | None,
+    pm: PackageManagerField | None,
     raw_pm: str | None,
     yarn_lock_head: str | None,
     warnings: list[str],
@@ -223,7 +250,7 @@ def _yarn_flavour(
         if berry_lock:
             raise ValueError(
                 f'package.json "packageManager" says {raw_pm} but yarn.lock was written by '
-                "yarn 2 or later (it has __metadata:): set \"packageManager\" to the yarn "
+                'yarn 2 or later (it has __metadata:): set "packageManager" to the yarn '
                 "release that wrote it, or regenerate yarn.lock with yarn 1 and commit it"
             )
         if has_rc:
@@ -236,7 +263,7 @@ def _yarn_flavour(
         raise ValueError(
             f'package.json "packageManager" says {raw_pm} but yarn.lock is a yarn 1 '
             "lockfile (no __metadata:) and there is no .yarnrc.yml: run `yarn install` "
-            f"with {raw_pm.split('+')[0]} and commit the yarn.lock it writes, or set "
+            f"with {pm['name']}@{pm['version']} and commit the yarn.lock it writes, or set "
             '"packageManager" to the yarn 1 release the app uses'
         )
     return "berry"

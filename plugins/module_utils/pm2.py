@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.redact import redact_text, shorten
@@ -252,8 +253,8 @@ def query_pm2(
 
 
 def app_processes(
-    pm2_processes: list[dict[str, Any]] | None, app_name: str | None
-) -> list[dict[str, Any]]:
+    pm2_processes: Sequence[Mapping[str, Any]] | None, app_name: str | None
+) -> list[Mapping[str, Any]]:
     """The app's PM2 processes: those named ``app_name``; if none is, every non-module one."""
     procs = [p for p in (pm2_processes or []) if not p.get("is_module")]
     named = [p for p in procs if app_name and p.get("name") == app_name]

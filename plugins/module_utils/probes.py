@@ -200,7 +200,8 @@ def probe_until(
         {"url": probe_url(host, port, p["path"], scheme), "expected": int(p["status"])}
         for p in probes
     ]
-    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    # Every slot is filled on the first pass: all jobs are in ``todo`` then.
+    results: list[dict[str, Any]] = [{} for _ in jobs]
     todo = list(range(len(jobs)))
     while todo:
         out["attempts"] += 1

@@ -214,7 +214,9 @@ def start_time_reader(proc_root: str = "/proc") -> Callable[[int], float | None]
     clk_tck = os.sysconf("SC_CLK_TCK")
 
     def start_of(pid: int) -> float | None:
-        stat = None if btime is None else _live_stat(pid, proc_root)
+        if btime is None:
+            return None
+        stat = _live_stat(pid, proc_root)
         return None if stat is None else start_epoch(int(stat["starttime_ticks"]), btime, clk_tck)
 
     return start_of

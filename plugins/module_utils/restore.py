@@ -64,7 +64,9 @@ def _output(path: str) -> str | None:
 
 
 def snapshot(
-    pids: Iterable[int], procs: Mapping[int, Process], listeners: Iterable[Listener],
+    pids: Iterable[int],
+    procs: Mapping[int, Process],
+    listeners: Iterable[Listener],
     proc_root: str = "/proc",
 ) -> list[dict[str, Any]]:
     """How each of ``pids`` runs, read before it is signalled.
@@ -78,8 +80,8 @@ def snapshot(
         for pid in lst.pids:
             own.setdefault(pid, set()).add(lst.port)
     children: dict[int, list[int]] = {}
-    for proc in procs.values():
-        children.setdefault(proc.ppid, []).append(proc.pid)
+    for p in procs.values():
+        children.setdefault(p.ppid, []).append(p.pid)
 
     def tree_ports(pid: int) -> set[int]:
         found, todo, seen = set(), [pid], set()
@@ -99,22 +101,24 @@ def snapshot(
             continue
         base = f"{proc_root}/{pid}"
         gid, groups = _groups(f"{base}/status")
-        out.append({
-            "pid": pid,
-            "ppid": proc.ppid,
-            "uid": proc.uid,
-            "gid": gid,
-            "groups": groups,
-            "user": proc.user,
-            "argv": list(proc.cmdline),
-            "cwd": proc.cwd,
-            "environ": _environ(f"{base}/environ"),
-            "stdout": _output(f"{base}/fd/1"),
-            "stderr": _output(f"{base}/fd/2"),
-            "unit": proc.unit,
-            "start_time": proc.start_time,
-            "ports": sorted(tree_ports(pid)),
-        })
+        out.append(
+            {
+                "pid": pid,
+                "ppid": proc.ppid,
+                "uid": proc.uid,
+                "gid": gid,
+                "groups": groups,
+                "user": proc.user,
+                "argv": list(proc.cmdline),
+                "cwd": proc.cwd,
+                "environ": _environ(f"{base}/environ"),
+                "stdout": _output(f"{base}/fd/1"),
+                "stderr": _output(f"{base}/fd/2"),
+                "unit": proc.unit,
+                "start_time": proc.start_time,
+                "ports": sorted(tree_ports(pid)),
+            }
+        )
     return out
 
 
@@ -213,7 +217,9 @@ def start(entry: Mapping[str, Any]) -> int:
 
 def _become(entry: Mapping[str, Any]) -> None:  # pragma: no cover - runs in the child
     # The user first: its directory and log files are opened with its rights, never root's.
-    gid = entry.get("gid") if entry.get("gid") is not None else entry["uid"]
+    gid = entry.get("gid")
+    if gid is None:
+        gid = entry["uid"]
     os.setgroups(entry.get("groups") or [gid])
     os.setgid(gid)
     os.setuid(entry["uid"])

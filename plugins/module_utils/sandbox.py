@@ -12,14 +12,29 @@ app runs with every protection the host can give instead of not at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 # systemd's exit statuses for a service that failed while being set up (systemd.exec(5),
 # "Process Exit Codes").
 EXIT_NAMES = {
-    200: "CHDIR", 203: "EXEC", 204: "MEMORY", 205: "LIMITS", 210: "CHROOT",
-    214: "SETSCHEDULER", 216: "GROUP", 217: "USER", 218: "CAPABILITIES", 219: "CGROUP",
-    225: "NETWORK", 226: "NAMESPACE", 227: "NO_NEW_PRIVILEGES", 228: "SECCOMP",
-    230: "PERSONALITY", 231: "APPARMOR_PROFILE", 232: "ADDRESS_FAMILIES", 245: "BPF",
+    200: "CHDIR",
+    203: "EXEC",
+    204: "MEMORY",
+    205: "LIMITS",
+    210: "CHROOT",
+    214: "SETSCHEDULER",
+    216: "GROUP",
+    217: "USER",
+    218: "CAPABILITIES",
+    219: "CGROUP",
+    225: "NETWORK",
+    226: "NAMESPACE",
+    227: "NO_NEW_PRIVILEGES",
+    228: "SECCOMP",
+    230: "PERSONALITY",
+    231: "APPARMOR_PROFILE",
+    232: "ADDRESS_FAMILIES",
+    245: "BPF",
 }
 
 # A probe: the settings to try, and the result (0 when a unit with them ran /bin/true).
@@ -31,7 +46,7 @@ def status_text(rc: int) -> str:
     return f"{rc}/{name}" if name else str(rc)
 
 
-def fit(settings: Sequence[str], probe: Probe) -> tuple[list[str], list[dict[str, object]], int]:
+def fit(settings: Sequence[str], probe: Probe) -> tuple[list[str], list[dict[str, Any]], int]:
     """The settings a host accepts, the ones it does not, and how many units it took.
 
     One probe with all of them on a host that accepts them. Otherwise they are added one at
@@ -51,7 +66,7 @@ def fit(settings: Sequence[str], probe: Probe) -> tuple[list[str], list[dict[str
             f"a unit without any sandbox setting failed too (status {status_text(rc)})"
         )
     kept: list[str] = []
-    dropped: list[dict[str, object]] = []
+    dropped: list[dict[str, Any]] = []
     for setting in settings:
         rc = probe([*kept, setting])
         probes += 1

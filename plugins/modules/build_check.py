@@ -92,7 +92,8 @@ def main() -> None:
     if module.params["fail_on_incomplete"] and not result["complete"]:
         problems = result["missing"] + result["errors"]
         module.fail_json(
-            msg=f"incomplete build in {path}: " + ", ".join(problems[:10])
+            msg=f"incomplete build in {path}: "
+            + ", ".join(problems[:10])
             + (f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""),
             changed=False,
             **result,

@@ -180,6 +180,7 @@ import pwd
 import stat
 import subprocess
 import time
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -456,7 +457,12 @@ def _stage_logs_and_source(
     # --no-overwrite-dir keeps the directory's mode as _stage made it.
     tar = ["tar", "-x", "--no-same-permissions", "--no-same-owner", "--no-overwrite-dir"]
     tar += ["-C", dest, "-f", "-"]
-    as_user = {"user": uid, "group": gid, "extra_groups": [], "env": {"PATH": "/usr/bin:/bin"}}
+    as_user: dict[str, Any] = {
+        "user": uid,
+        "group": gid,
+        "extra_groups": [],
+        "env": {"PATH": "/usr/bin:/bin"},
+    }
     if p["archive"]:
         with open(p["archive"], "rb") as source:
             done = subprocess.run(
@@ -472,6 +478,7 @@ def _stage_logs_and_source(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        assert git.stdout is not None and git.stderr is not None  # both are PIPEs
         done = subprocess.run(tar, stdin=git.stdout, capture_output=True, **as_user)
         git.stdout.close()
         git_err = git.stderr.read()
@@ -521,7 +528,8 @@ def _takeover(
                 if pfd < 0 or rfs.lstat_at(pfd, parts[-1]) is None:
                     raise rfs.ReleaseError(
                         f"incomplete build in builds/{rid}: no {subdir} (Next.js writes it with"
-                        " output: 'standalone' in next.config)")
+                        " output: 'standalone' in next.config)"
+                    )
                 with rfs.opened(pfd):
                     os.rename(parts[-1], rid, src_dir_fd=pfd, dst_dir_fd=releases_fd)
         if parts:

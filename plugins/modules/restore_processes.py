@@ -71,8 +71,9 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.restore import (
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"record": {"type": "path", "required": True}},
-                           supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={"record": {"type": "path", "required": True}}, supports_check_mode=True
+    )
     path = module.params["record"]
     try:
         entries = read_record(path)
@@ -93,8 +94,12 @@ def main() -> None:
         os.unlink(path)
     if failed:
         why = "; ".join(f"{f['cmdline']}: {f['why']}" for f in failed)
-        module.fail_json(msg=f"could not start again: {why}",
-                         changed=bool(started), started=started, not_started=skipped + failed)
+        module.fail_json(
+            msg=f"could not start again: {why}",
+            changed=bool(started),
+            started=started,
+            not_started=skipped + failed,
+        )
     module.exit_json(changed=bool(started), started=started, not_started=skipped)
 
 

@@ -98,6 +98,7 @@ import hashlib
 import json
 import os
 import pwd
+from collections.abc import Sequence
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -130,11 +131,21 @@ def cache_key(settings: list[str], user: str) -> str:
             break
         except OSError:
             continue
-    caps = [ln for ln in _read("/proc/self/status").splitlines()
-            if ln.startswith(("CapBnd:", "CapEff:"))]
-    parts = [json.dumps(settings), user, str(entry.pw_uid), str(entry.pw_gid),
-             os.uname().release, _read("/proc/sys/kernel/random/boot_id").strip(), systemd,
-             *caps]
+    caps = [
+        ln
+        for ln in _read("/proc/self/status").splitlines()
+        if ln.startswith(("CapBnd:", "CapEff:"))
+    ]
+    parts = [
+        json.dumps(settings),
+        user,
+        str(entry.pw_uid),
+        str(entry.pw_gid),
+        os.uname().release,
+        _read("/proc/sys/kernel/random/boot_id").strip(),
+        systemd,
+        *caps,
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -145,8 +156,9 @@ def main() -> None:
         pwd.getpwnam(user)
     except KeyError:
         if module.check_mode:
-            module.exit_json(changed=False, settings=settings, dropped=[], probes=0, probed=False,
-                             cached=False)
+            module.exit_json(
+                changed=False, settings=settings, dropped=[], probes=0, probed=False, cached=False
+            )
         module.fail_json(msg=f"user {user!r} does not exist")
     cache, key = module.params["cache"], cache_key(settings, user)
     if cache:
@@ -155,17 +167,30 @@ def main() -> None:
         except ValueError:
             kept = {}
         if kept.get("key") == key:
-            module.exit_json(changed=False, settings=kept["settings"], dropped=kept["dropped"],
-                             probes=0, probed=True, cached=True)
+            module.exit_json(
+                changed=False,
+                settings=kept["settings"],
+                dropped=kept["dropped"],
+                probes=0,
+                probed=True,
+                cached=True,
+            )
     systemd_run = module.get_bin_path("systemd-run", required=True)
     journalctl = module.get_bin_path("journalctl")
     units: dict[tuple[str, ...], str] = {}
 
-    def probe(trial: list[str]) -> int:
+    def probe(trial: Sequence[str]) -> int:
         unit = f"{module.params['unit_prefix']}-{len(units) + 1}"
         units[tuple(trial)] = unit
-        argv = [systemd_run, f"--unit={unit}", "--quiet", "--wait", "--collect",
-                f"--uid={user}", f"--gid={user}"]
+        argv = [
+            systemd_run,
+            f"--unit={unit}",
+            "--quiet",
+            "--wait",
+            "--collect",
+            f"--uid={user}",
+            f"--gid={user}",
+        ]
         argv += [f"--property={s}" for s in trial]
         rc, _, _ = module.run_command([*argv, "/bin/true"])
         return rc
@@ -180,7 +205,8 @@ def main() -> None:
         unit = units.get(tuple([*entry.pop("with"), entry["setting"]]))
         if journalctl and unit:
             _, out, _ = module.run_command(
-                [journalctl, "--unit", unit, "--no-pager", "--output", "cat", "--lines", "20"])
+                [journalctl, "--unit", unit, "--no-pager", "--output", "cat", "--lines", "20"]
+            )
             # "<unit>.service: Failed to set up user namespacing: No such file or directory"
             lines = [ln.split(": ", 1)[-1].strip() for ln in out.splitlines()]
             why = [ln for ln in lines if ln.startswith(("Failed to", "Cannot"))]
@@ -191,8 +217,9 @@ def main() -> None:
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
             json.dump({"key": key, "settings": kept, "dropped": dropped}, fh)
         os.replace(tmp, cache)
-    module.exit_json(changed=False, settings=kept, dropped=dropped, probes=probes, probed=True,
-                     cached=False)
+    module.exit_json(
+        changed=False, settings=kept, dropped=dropped, probes=probes, probed=True, cached=False
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ description:
 author: hardenkit developers
 """
 
+from typing import Any
+
 from ansible.errors import AnsibleError
 from ansible.plugins.loader import strategy_loader
 from ansible.utils.display import Display
@@ -46,11 +48,13 @@ except (ImportError, AnsibleError) as exc:
         "hardenkit.nodeapp.mitogen_linear: Mitogen for Ansible is not available "
         f"({exc}); running the linear strategy. `pip install -r requirements.txt` installs it."
     )
-    StrategyModule = strategy_loader.get("ansible.builtin.linear", class_only=True)
+    # Any: this name holds the loader's linear class here, _MitogenLinear below.
+    StrategyModule: Any = strategy_loader.get("ansible.builtin.linear", class_only=True)
 else:
-    _Linear = strategy_loader.get("ansible.builtin.linear", class_only=True)
+    # The loader returns an untyped object; as Any, type checkers accept it as a base class.
+    _Linear: Any = strategy_loader.get("ansible.builtin.linear", class_only=True)
 
-    class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
+    class _MitogenLinear(ansible_mitogen.strategy.StrategyMixin, _Linear):
         """ansible.builtin.linear with Mitogen's connection and action wrappers, except for
         a play that says ``connection: local``: such a play works on the control node
         itself, where Mitogen saves little, and its async runner never finishes some
@@ -61,3 +65,7 @@ else:
             if iterator._play.connection in ("local", "ansible.builtin.local"):
                 return _Linear.run(self, iterator, play_context)
             return super().run(iterator, play_context)
+
+    # Ansible loads a strategy plugin's StrategyModule. Bound by assignment rather than
+    # a class statement so that both branches define the same name for type checkers.
+    StrategyModule = _MitogenLinear

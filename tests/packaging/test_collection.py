@@ -37,32 +37,88 @@ SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 IMAGE = "hardenkit-base:debian12"
 # Same flags as scripts/demo.sh and the Molecule scenarios: systemd without --privileged.
 SYSTEMD_FLAGS = [
-    "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    "--cap-add",
+    "SYS_ADMIN",
+    "--cap-add",
+    "SYS_PTRACE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--cgroupns=host",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
 ]
 
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 # Roles, modules and plugins the kit cannot do without; the artifact is also compared
 # file by file with the checkout, so a role added later (watchdog) is covered too.
-CORE_ROLES = {"app", "node_runtime", "app_release", "dev_cleanup", "pm2", "nginx_proxy",
-              "logrotate", "diagnostics"}
+CORE_ROLES = {
+    "app",
+    "node_runtime",
+    "app_release",
+    "dev_cleanup",
+    "pm2",
+    "nginx_proxy",
+    "logrotate",
+    "diagnostics",
+}
 CORE_MODULES = {"diagnose", "reap_processes", "build_check"}
 # The only top-level entries an artifact may have: collection content. Anything new at the
 # root of the repository must be put here or in galaxy.yml's build_ignore on purpose.
-ALLOWED_TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "LICENSE",
-                     "docs", "meta", "playbooks", "plugins", "roles"}
+ALLOWED_TOP_LEVEL = {
+    "MANIFEST.json",
+    "FILES.json",
+    "README.md",
+    "CHANGELOG.md",
+    "LICENSE",
+    "docs",
+    "meta",
+    "playbooks",
+    "plugins",
+    "roles",
+}
 # Repository tooling that must never ship.
-NEVER_SHIPPED = {"tests", "molecule", ".venv", "examples", "reports", "bench", "collections",
-                 "inventories", "scripts", ".cache", ".git", "execution-environment.yml",
-                 "requirements.txt", "requirements-dev.txt", "ansible.cfg", "Makefile"}
+NEVER_SHIPPED = {
+    "tests",
+    "molecule",
+    ".venv",
+    "examples",
+    "reports",
+    "bench",
+    "collections",
+    "inventories",
+    "scripts",
+    ".cache",
+    ".git",
+    "execution-environment.yml",
+    "requirements.txt",
+    "requirements-dev.txt",
+    "ansible.cfg",
+    "Makefile",
+}
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-        timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in argv], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+def run(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: int = 120,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -80,15 +136,18 @@ def ansible_env(collections_dir: Path, cfg: Path) -> dict[str, str]:
     Inherited ANSIBLE_* settings (`make` exports ANSIBLE_COLLECTIONS_PATH pointing at the
     checkout) and PYTHONPATH are dropped.
     """
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
-    env.update({
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(cfg),
-        "ANSIBLE_COLLECTIONS_PATH": f"{collections_dir}{os.pathsep}{SITE_PACKAGES}",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-    })
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"
+    }
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "ANSIBLE_CONFIG": str(cfg),
+            "ANSIBLE_COLLECTIONS_PATH": f"{collections_dir}{os.pathsep}{SITE_PACKAGES}",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+        }
+    )
     return env
 
 
@@ -110,8 +169,7 @@ def checkout_files(*tops: str) -> set[str]:
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("artifact")
-    ok(run([BIN / "ansible-galaxy", "collection", "build", "--output-path", out, ROOT],
-           cwd=out))
+    ok(run([BIN / "ansible-galaxy", "collection", "build", "--output-path", out, ROOT], cwd=out))
     built = list(out.glob("hardenkit-nodeapp-*.tar.gz"))
     assert [p.name for p in built] == [f"hardenkit-nodeapp-{GALAXY['version']}.tar.gz"]
     return built[0]
@@ -134,7 +192,10 @@ def contents(artifact: Path) -> dict:
 def test_manifest_names_the_collection_and_its_dependencies(contents):
     info = contents["manifest"]["collection_info"]
     assert (info["namespace"], info["name"], info["version"]) == (
-        "hardenkit", "nodeapp", GALAXY["version"])
+        "hardenkit",
+        "nodeapp",
+        GALAXY["version"],
+    )
     assert info["dependencies"] == GALAXY["dependencies"]
     assert contents["manifest"]["file_manifest_file"]["name"] == "FILES.json"
 
@@ -149,16 +210,20 @@ def test_artifact_carries_every_role_module_and_plugin(contents):
         for must in ("tasks/main.yml", "meta/main.yml", "meta/argument_specs.yml"):
             assert f"roles/{role}/{must}" in files, f"{role}: {must} missing from the artifact"
 
-    modules = {Path(n).stem for n in files
-               if n.startswith("plugins/modules/") and n.endswith(".py")}
+    modules = {
+        Path(n).stem for n in files if n.startswith("plugins/modules/") and n.endswith(".py")
+    }
     assert modules >= CORE_MODULES
     for kind in ("module_utils", "filter", "lookup"):
         assert any(n.startswith(f"plugins/{kind}/") and n.endswith(".py") for n in files), kind
     assert "playbooks/harden.yml" in files and "meta/runtime.yml" in files
 
     # File by file: everything in these directories of the checkout ships, nothing else does.
-    shipped = {n for n, f in files.items() if f["ftype"] == "file"
-               and n.split("/")[0] in {"roles", "plugins", "playbooks", "meta"}}
+    shipped = {
+        n
+        for n, f in files.items()
+        if f["ftype"] == "file" and n.split("/")[0] in {"roles", "plugins", "playbooks", "meta"}
+    }
     assert shipped == checkout_files("roles", "plugins", "playbooks", "meta")
 
 
@@ -167,12 +232,17 @@ def test_artifact_leaves_out_the_repository_tooling(contents):
     top = {n.split("/")[0] for n in names}
     assert top <= ALLOWED_TOP_LEVEL, f"unexpected top-level entries: {top - ALLOWED_TOP_LEVEL}"
     assert not top & NEVER_SHIPPED
-    assert not [n for n in names if "ansible_collections" in n or "__pycache__" in n
-                or n.endswith(".pyc") or "/.venv/" in n]
+    assert not [
+        n
+        for n in names
+        if "ansible_collections" in n or "__pycache__" in n or n.endswith(".pyc") or "/.venv/" in n
+    ]
     # The checkout's collections/ symlink, or any other link, would ship as a link.
     assert not [m.name for m in contents["members"] if m.issym() or m.islnk()]
-    assert set(contents["files"]) == {n.rstrip("/") for n in names} - {"MANIFEST.json",
-                                                                          "FILES.json"}
+    assert set(contents["files"]) == {n.rstrip("/") for n in names} - {
+        "MANIFEST.json",
+        "FILES.json",
+    }
 
 
 # --- b) installed elsewhere and run from there ---------------------------------------------
@@ -190,8 +260,22 @@ def container() -> Iterator[str]:
     ok(run(["docker", "image", "inspect", "--format", "{{.Id}}", IMAGE]))  # `make images`
     name = f"hk-packaging-{uuid.uuid4().hex[:8]}"
     try:
-        ok(run(["docker", "run", "-d", "--name", name, "--hostname", name, *SYSTEMD_FLAGS,
-                IMAGE, "/lib/systemd/systemd"]))
+        ok(
+            run(
+                [
+                    "docker",
+                    "run",
+                    "-d",
+                    "--name",
+                    name,
+                    "--hostname",
+                    name,
+                    *SYSTEMD_FLAGS,
+                    IMAGE,
+                    "/lib/systemd/systemd",
+                ]
+            )
+        )
         yield name
     finally:
         run(["docker", "rm", "-f", name])
@@ -202,8 +286,10 @@ def wait_for_systemd(name: str) -> None:
     # systemd"): ask again until it answers.
     deadline = time.monotonic() + 60
     while True:
-        result = run(["docker", "exec", name, "timeout", "30", "systemctl",
-                      "is-system-running", "--wait"], timeout=60)
+        result = run(
+            ["docker", "exec", name, "timeout", "30", "systemctl", "is-system-running", "--wait"],
+            timeout=60,
+        )
         state = result.stdout.strip()
         if state in {"running", "degraded"}:
             return
@@ -219,7 +305,8 @@ def installed(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("installed")
     collections_dir = base / "collections"
     cfg = base / "ansible.cfg"
-    cfg.write_text(textwrap.dedent("""\
+    cfg.write_text(
+        textwrap.dedent("""\
         [defaults]
         interpreter_python = auto_silent
         retry_files_enabled = false
@@ -230,24 +317,49 @@ def installed(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         [connection]
         # As in the repository's ansible.cfg: one `docker exec` per task instead of three.
         pipelining = true
-        """))
+        """)
+    )
     env = ansible_env(collections_dir, cfg)
     # No --no-deps: ansible.posix and community.general, galaxy.yml's dependencies, are
     # resolved against the `ansible` package in the venv (on ANSIBLE_COLLECTIONS_PATH), so
     # --offline succeeds only if what galaxy.yml asks for is really there.
-    out = ok(run([BIN / "ansible-galaxy", "collection", "install", artifact,
-                  "-p", collections_dir, "--offline"], env=env, cwd=base))
+    out = ok(
+        run(
+            [
+                BIN / "ansible-galaxy",
+                "collection",
+                "install",
+                artifact,
+                "-p",
+                collections_dir,
+                "--offline",
+            ],
+            env=env,
+            cwd=base,
+        )
+    )
     assert "hardenkit.nodeapp:" in out and "was installed successfully" in out
-    return {"base": base, "env": env,
-            "path": collections_dir / "ansible_collections" / "hardenkit" / "nodeapp"}
+    return {
+        "base": base,
+        "env": env,
+        "path": collections_dir / "ansible_collections" / "hardenkit" / "nodeapp",
+    }
 
 
 def test_ansible_finds_the_installed_copy_not_the_checkout(installed):
-    for kind, name, rel in (("module", "diagnose", "plugins/modules/diagnose.py"),
-                            ("lookup", "source_hash", "plugins/lookup/source_hash.py")):
-        doc = json.loads(ok(run([BIN / "ansible-doc", "-t", kind, "--json",
-                                 f"hardenkit.nodeapp.{name}"],
-                                env=installed["env"], cwd=installed["base"])))
+    for kind, name, rel in (
+        ("module", "diagnose", "plugins/modules/diagnose.py"),
+        ("lookup", "source_hash", "plugins/lookup/source_hash.py"),
+    ):
+        doc = json.loads(
+            ok(
+                run(
+                    [BIN / "ansible-doc", "-t", kind, "--json", f"hardenkit.nodeapp.{name}"],
+                    env=installed["env"],
+                    cwd=installed["base"],
+                )
+            )
+        )
         filename = doc[f"hardenkit.nodeapp.{name}"]["doc"]["filename"]
         assert filename == str(installed["path"] / rel)
 
@@ -339,25 +451,34 @@ echo 'module.exports = {}' > /srv/pkgtest/complete/.next/server/app/api/health/r
 """
 
 
-def test_modules_roles_and_playbooks_run_from_the_installed_copy(container, installed,
-                                                                 tmp_path):
+def test_modules_roles_and_playbooks_run_from_the_installed_copy(container, installed, tmp_path):
     work = tmp_path
     app_src = work / "app"
     app_src.mkdir()
     (app_src / "package.json").write_text('{"name": "pkgtest", "private": true}\n')
     (app_src / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
-    (work / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"app_servers": {
-        "hosts": {container: {}},
-        "vars": {
-            # The short name, which the strategy's Mitogen takes over.
-            "ansible_connection": "docker",
-            "ansible_user": "root",
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "app_name": "pkgtest",
-            "app_src": str(app_src),
-            "work_dir": str(work),
-        },
-    }}}}))
+    (work / "hosts.yml").write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        "app_servers": {
+                            "hosts": {container: {}},
+                            "vars": {
+                                # The short name, which the strategy's Mitogen takes over.
+                                "ansible_connection": "docker",
+                                "ansible_user": "root",
+                                "ansible_python_interpreter": "/usr/bin/python3",
+                                "app_name": "pkgtest",
+                                "app_src": str(app_src),
+                                "work_dir": str(work),
+                            },
+                        }
+                    }
+                }
+            }
+        )
+    )
     (work / "site.yml").write_text(PLAYBOOK)
 
     wait_for_systemd(container)
@@ -367,11 +488,28 @@ def test_modules_roles_and_playbooks_run_from_the_installed_copy(container, inst
     ok(run(["docker", "exec", container, "sh", "-euc", NEXT_BUILDS]))
     # (named nodemon: only a dev tool by its first token is ever a target).
     for cwd in ("/srv/pkgtest", "/tmp"):
-        ok(run(["docker", "exec", "-d", "-w", cwd, container,
-                "bash", "-c", "exec -a nodemon sleep 3217"]))
+        ok(
+            run(
+                [
+                    "docker",
+                    "exec",
+                    "-d",
+                    "-w",
+                    cwd,
+                    container,
+                    "bash",
+                    "-c",
+                    "exec -a nodemon sleep 3217",
+                ]
+            )
+        )
 
-    played = run([BIN / "ansible-playbook", "-i", work / "hosts.yml", work / "site.yml"],
-                 env=installed["env"], cwd=work, timeout=300)
+    played = run(
+        [BIN / "ansible-playbook", "-i", work / "hosts.yml", work / "site.yml"],
+        env=installed["env"],
+        cwd=work,
+        timeout=300,
+    )
     ok(played)
     assert "Mitogen for Ansible is not available" not in played.stdout + played.stderr
     results = json.loads((work / "results.json").read_text())
@@ -452,10 +590,26 @@ def ee_context(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
             shutil.copy(ROOT / named, src)
     shutil.copy(artifact, src)
     context = base / "context"
-    ok(run([BIN / "ansible-builder", "create", "--file", src / "execution-environment.yml",
-            "--context", context, "--output-filename", "Containerfile"], cwd=base))
-    return {"definition": definition, "context": context,
-            "containerfile": (context / "Containerfile").read_text()}
+    ok(
+        run(
+            [
+                BIN / "ansible-builder",
+                "create",
+                "--file",
+                src / "execution-environment.yml",
+                "--context",
+                context,
+                "--output-filename",
+                "Containerfile",
+            ],
+            cwd=base,
+        )
+    )
+    return {
+        "definition": definition,
+        "context": context,
+        "containerfile": (context / "Containerfile").read_text(),
+    }
 
 
 def build_arg(containerfile: str, name: str) -> str:
@@ -486,17 +640,21 @@ def test_ee_installs_the_collections_of_requirements_yml(ee_context):
     for name, spec in wanted.items():
         assert spec.startswith(">="), f"{name}: {spec}"
         assert shipped_version(name) >= Version(spec[2:]), name
-    assert ("ansible-galaxy collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS "
-            "-r requirements.yml") in ee_context["containerfile"]
+    assert (
+        "ansible-galaxy collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS -r requirements.yml"
+    ) in ee_context["containerfile"]
 
 
 def test_ee_installs_the_built_artifact_after_its_dependencies(ee_context, artifact):
     copied = ee_context["context"] / "_build" / "hardenkit" / artifact.name
-    assert hashlib.sha256(copied.read_bytes()).digest() == hashlib.sha256(
-        artifact.read_bytes()).digest()
+    assert (
+        hashlib.sha256(copied.read_bytes()).digest()
+        == hashlib.sha256(artifact.read_bytes()).digest()
+    )
     lines = ee_context["containerfile"].splitlines()
-    deps = next(i for i, x in enumerate(lines) if "-r requirements.yml" in x
-                and "collection install" in x)
+    deps = next(
+        i for i, x in enumerate(lines) if "-r requirements.yml" in x and "collection install" in x
+    )
     own = next(i for i, x in enumerate(lines) if "/build/hardenkit/hardenkit-nodeapp-" in x)
     assert deps < own, "the artifact must be installed after the collections it depends on"
     assert "--offline" in lines[own]
@@ -508,15 +666,21 @@ def test_ee_installs_the_built_artifact_after_its_dependencies(ee_context, artif
 def test_ee_install_step_takes_exactly_one_artifact(ee_context, artifact, tmp_path, artifacts):
     """The artifact's RUN step, run here with /build and the image's collection path moved
     into tmp_path; the image has the requirements.yml collections where the venv has them."""
-    step = next(x for x in ee_context["containerfile"].splitlines()
-                if "/build/hardenkit/hardenkit-nodeapp-" in x)
+    step = next(
+        x
+        for x in ee_context["containerfile"].splitlines()
+        if "/build/hardenkit/hardenkit-nodeapp-" in x
+    )
     assert step.startswith("RUN ")
     build, collections_dir = tmp_path / "build", tmp_path / "collections"
     (build / "hardenkit").mkdir(parents=True)
     for i in range(artifacts):
         shutil.copy(artifact, build / "hardenkit" / f"hardenkit-nodeapp-0.{i}.0.tar.gz")
-    script = (step[len("RUN "):].replace("/build/", f"{build}/")
-              .replace("/usr/share/ansible/collections", str(collections_dir)))
+    script = (
+        step[len("RUN ") :]
+        .replace("/build/", f"{build}/")
+        .replace("/usr/share/ansible/collections", str(collections_dir))
+    )
     cfg = tmp_path / "ansible.cfg"
     cfg.write_text("[defaults]\n")
     result = run(["sh", "-c", script], env=ansible_env(collections_dir, cfg), cwd=tmp_path)

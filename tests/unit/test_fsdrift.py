@@ -12,8 +12,17 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.fsdrift import (
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("0644", 0o644), ("644", 0o644), ("0700", 0o700), ("2755", 0o2755), (420, 0o644),
-     ("u=rw,go=r", None), ("0799", None), ("", None), (True, None)],
+    [
+        ("0644", 0o644),
+        ("644", 0o644),
+        ("0700", 0o700),
+        ("2755", 0o2755),
+        (420, 0o644),
+        ("u=rw,go=r", None),
+        ("0799", None),
+        ("", None),
+        (True, None),
+    ],
 )
 def test_octal_mode(given, expected):
     assert octal_mode(given) == expected

@@ -9,28 +9,40 @@ from ansible_collections.hardenkit.nodeapp.plugins.filter.hosts import host_refu
 
 
 def facts(name: str, major: str, version: str, release: str) -> dict:
-    return {"distribution": name, "distribution_major_version": major,
-            "distribution_version": version, "distribution_release": release}
+    return {
+        "distribution": name,
+        "distribution_major_version": major,
+        "distribution_version": version,
+        "distribution_release": release,
+    }
 
 
-@pytest.mark.parametrize("host", [
-    facts("Debian", "12", "12.12", "bookworm"),
-    facts("Debian", "13", "13.2", "trixie"),
-], ids=["debian12", "debian13"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        facts("Debian", "12", "12.12", "bookworm"),
+        facts("Debian", "13", "13.2", "trixie"),
+    ],
+    ids=["debian12", "debian13"],
+)
 def test_debian_12_and_13_are_served(host):
     assert host_refusal(host) == ""
 
 
-@pytest.mark.parametrize(("host", "named"), [
-    (facts("Debian", "11", "11.11", "bullseye"), "Debian 11.11 (bullseye)"),
-    (facts("Debian", "14", "14", "forky"), "Debian 14 (forky)"),
-    # testing before its release: no number yet
-    (facts("Debian", "testing", "testing", "forky"), "Debian testing (forky)"),
-    (facts("Ubuntu", "24", "24.04", "noble"), "Ubuntu 24.04 (noble)"),
-    (facts("RedHat", "9", "9.4", "Plow"), "RedHat 9.4 (Plow)"),
-    (facts("Alpine", "3", "3.20.3", "NA"), "Alpine 3.20.3,"),
-    ({}, "an unknown system"),
-], ids=["debian11", "debian14", "debian-testing", "ubuntu", "rhel", "alpine", "no-facts"])
+@pytest.mark.parametrize(
+    ("host", "named"),
+    [
+        (facts("Debian", "11", "11.11", "bullseye"), "Debian 11.11 (bullseye)"),
+        (facts("Debian", "14", "14", "forky"), "Debian 14 (forky)"),
+        # testing before its release: no number yet
+        (facts("Debian", "testing", "testing", "forky"), "Debian testing (forky)"),
+        (facts("Ubuntu", "24", "24.04", "noble"), "Ubuntu 24.04 (noble)"),
+        (facts("RedHat", "9", "9.4", "Plow"), "RedHat 9.4 (Plow)"),
+        (facts("Alpine", "3", "3.20.3", "NA"), "Alpine 3.20.3,"),
+        ({}, "an unknown system"),
+    ],
+    ids=["debian11", "debian14", "debian-testing", "ubuntu", "rhel", "alpine", "no-facts"],
+)
 def test_other_systems_are_refused_naming_what_was_found(host, named):
     message = host_refusal(host)
     assert named in message

@@ -304,8 +304,13 @@ def _drift_tree(tmp_path: Path) -> dict[str, Path]:
     link = d / "current"
     link.symlink_to("releases/abc")
     user = pwd_name()
-    return {"dir": d, "file": f, "link": link, "user": user,
-            "sha1": hashlib.sha1(b"port=5000\n").hexdigest()}
+    return {
+        "dir": d,
+        "file": f,
+        "link": link,
+        "user": user,
+        "sha1": hashlib.sha1(b"port=5000\n").hexdigest(),
+    }
 
 
 def pwd_name() -> str:
@@ -316,31 +321,52 @@ def pwd_name() -> str:
 
 def test_drift_finds_nothing_when_the_host_matches(tmp_path):
     t = _drift_tree(tmp_path)
-    rc, out = run_module("drift", {"paths": [
-        {"path": str(t["dir"]), "state": "directory", "owner": t["user"], "mode": "0755"},
-        {"path": str(t["file"]), "owner": str(os.getuid()), "mode": "0644", "sha1": t["sha1"]},
-        {"path": str(t["link"]), "state": "link", "src": "releases/abc"},
-        {"path": str(tmp_path / "gone"), "state": "absent"},
-    ]}, tmp_path)
+    rc, out = run_module(
+        "drift",
+        {
+            "paths": [
+                {"path": str(t["dir"]), "state": "directory", "owner": t["user"], "mode": "0755"},
+                {
+                    "path": str(t["file"]),
+                    "owner": str(os.getuid()),
+                    "mode": "0644",
+                    "sha1": t["sha1"],
+                },
+                {"path": str(t["link"]), "state": "link", "src": "releases/abc"},
+                {"path": str(tmp_path / "gone"), "state": "absent"},
+            ]
+        },
+        tmp_path,
+    )
     assert rc == 0, out
     assert out["changed"] is False and out["drift"] == [] and out["reasons"] == {}
 
 
 def test_drift_names_each_difference(tmp_path):
     t = _drift_tree(tmp_path)
-    rc, out = run_module("drift", {"paths": [
-        {"path": str(t["dir"]), "state": "directory", "mode": "0700"},
-        {"path": str(t["file"]), "mode": "0644", "sha1": "0" * 40},
-        {"path": str(t["file"]), "state": "directory"},
-        {"path": str(t["link"]), "state": "link", "src": "releases/def"},
-        {"path": str(tmp_path / "missing"), "state": "directory"},
-        {"path": str(t["file"]), "owner": "no-such-user-hk"},
-        {"path": str(t["file"]), "mode": "u=rw,go=r"},  # not octal: left to the task
-        {"path": str(t["link"]), "state": "absent"},
-    ]}, tmp_path)
+    rc, out = run_module(
+        "drift",
+        {
+            "paths": [
+                {"path": str(t["dir"]), "state": "directory", "mode": "0700"},
+                {"path": str(t["file"]), "mode": "0644", "sha1": "0" * 40},
+                {"path": str(t["file"]), "state": "directory"},
+                {"path": str(t["link"]), "state": "link", "src": "releases/def"},
+                {"path": str(tmp_path / "missing"), "state": "directory"},
+                {"path": str(t["file"]), "owner": "no-such-user-hk"},
+                {"path": str(t["file"]), "mode": "u=rw,go=r"},  # not octal: left to the task
+                {"path": str(t["link"]), "state": "absent"},
+            ]
+        },
+        tmp_path,
+    )
     assert rc == 0, out
-    assert out["drift"] == [str(t["dir"]), str(t["file"]), str(t["link"]),
-                            str(tmp_path / "missing")]
+    assert out["drift"] == [
+        str(t["dir"]),
+        str(t["file"]),
+        str(t["link"]),
+        str(tmp_path / "missing"),
+    ]
     assert out["reasons"] == {
         str(t["dir"]): ["mode"],
         str(t["file"]): ["content", "type", "owner", "mode"],
@@ -352,7 +378,6 @@ def test_drift_names_each_difference(tmp_path):
 def test_drift_refuses_a_relative_path(tmp_path):
     rc, out = run_module("drift", {"paths": [{"path": "etc/app.conf"}]}, tmp_path)
     assert rc != 0 and "paths[0].path must be absolute" in out["msg"]
-
 
 
 @pytest.mark.skipif(Path("/run/systemd/system").exists(), reason="systemd runs here")
@@ -379,14 +404,17 @@ def test_probe_module_passes_and_fails_naming_the_path(http_server, tmp_path):
     assert out["changed"] is False and out["attempts"] == 1 and out["probes"][0]["status"] == 200
     rc, out = run_module(
         "probe",
-        {"port": port, "probes": [{"path": "/"}, {"path": "/api/health"}], "retries": 1,
-         "delay": 0},
+        {
+            "port": port,
+            "probes": [{"path": "/"}, {"path": "/api/health"}],
+            "retries": 1,
+            "delay": 0,
+        },
         tmp_path,
     )
     assert rc != 0
     assert out["msg"] == (
-        f"probes failed on 127.0.0.1:{port} (2 attempts): "
-        "/api/health answered 404 (expected 200)"
+        f"probes failed on 127.0.0.1:{port} (2 attempts): /api/health answered 404 (expected 200)"
     )
 
 

@@ -177,8 +177,11 @@ def test_load_balancer_upstream_is_every_app_server():
 
 def test_load_balancer_settings_reach_the_upstream():
     http = render(
-        "lb1", FLEET, FLEET_VARS,
-        nginx_proxy_lb_max_fails=1, nginx_proxy_lb_fail_timeout=30,
+        "lb1",
+        FLEET,
+        FLEET_VARS,
+        nginx_proxy_lb_max_fails=1,
+        nginx_proxy_lb_fail_timeout=30,
     )["http.conf"]
     assert directive(http, "server") == [
         "10.0.0.11:80 max_fails=1 fail_timeout=30s",
@@ -195,23 +198,35 @@ def test_load_balancer_settings_reach_the_upstream():
         ({"ansible_host": "app1.internal"}, "app1.internal:80"),
         ({}, "app1:80"),
         # IPv6 goes in brackets; the port follows the host's own listen port
-        ({"nginx_proxy_backend_address": "fd00::11", "nginx_proxy_listen_port": 8081},
-         "[fd00::11]:8081"),
+        (
+            {"nginx_proxy_backend_address": "fd00::11", "nginx_proxy_listen_port": 8081},
+            "[fd00::11]:8081",
+        ),
         # an empty setting means "not set"
-        ({"nginx_proxy_backend_address": "", "nginx_proxy_backend_port": 0,
-          "ansible_host": "10.9.9.9"}, "10.9.9.9:80"),
+        (
+            {
+                "nginx_proxy_backend_address": "",
+                "nginx_proxy_backend_port": 0,
+                "ansible_host": "10.9.9.9",
+            },
+            "10.9.9.9:80",
+        ),
     ],
     ids=["facts", "ansible_host", "name", "ipv6-listen-port", "empty-settings"],
 )
 def test_backend_address_and_port(app_vars, expected):
-    http = render("lb1", {"app_servers": ["app1"], "load_balancers": ["lb1"]},
-                  {"app1": app_vars})["http.conf"]
+    http = render("lb1", {"app_servers": ["app1"], "load_balancers": ["lb1"]}, {"app1": app_vars})[
+        "http.conf"
+    ]
     assert [s.split()[0] for s in directive(http, "server")] == [expected]
 
 
 def test_load_balancer_keepalive_follows_the_shortest_app_server():
-    hostvars = {**FLEET_VARS, "app1": {**FLEET_VARS["app1"], "nginx_proxy_keepalive_timeout": 30},
-                "app2": {**FLEET_VARS["app2"], "nginx_proxy_keepalive_timeout": 8}}
+    hostvars = {
+        **FLEET_VARS,
+        "app1": {**FLEET_VARS["app1"], "nginx_proxy_keepalive_timeout": 30},
+        "app2": {**FLEET_VARS["app2"], "nginx_proxy_keepalive_timeout": 8},
+    }
     http = render("lb1", FLEET, hostvars)["http.conf"]
     assert directive(http, "keepalive_timeout") == ["7s"]
 
@@ -226,7 +241,8 @@ def test_load_balancer_site_fails_over_and_keeps_the_protections():
     assert nexts and all(n.startswith("error timeout http_502 http_503") for n in nexts)
     # the client's address and scheme go on to the app servers
     assert set(directive(site, "proxy_set_header X-Forwarded-For")) == {
-        "$proxy_add_x_forwarded_for"}
+        "$proxy_add_x_forwarded_for"
+    }
     assert set(directive(site, "proxy_set_header X-Real-IP")) == {"$remote_addr"}
     assert set(directive(site, "proxy_set_header X-Forwarded-Proto")) == {"$scheme"}
     assert set(directive(site, "proxy_set_header Host")) == {"$host"}
@@ -239,11 +255,19 @@ def test_load_balancer_site_fails_over_and_keeps_the_protections():
     assert sum("http_404" in n for n in nexts) == 1
     # what the app server's site does, the load balancer does too
     single = render("web1", SINGLE)["site.conf"]
-    for name in ("add_header", "client_max_body_size", "large_client_header_buffers",
-                 "limit_req", "limit_conn", "limit_req_status", "proxy_buffering"):
+    for name in (
+        "add_header",
+        "client_max_body_size",
+        "large_client_header_buffers",
+        "limit_req",
+        "limit_conn",
+        "limit_req_status",
+        "proxy_buffering",
+    ):
         assert set(directive(site, name)) >= set(directive(single, name)) - {
             'Cache-Control "public, max-age=31536000, immutable" always',
-            "X-Cache-Status $upstream_cache_status always"}, name
+            "X-Cache-Status $upstream_cache_status always",
+        }, name
     assert "location ~ /\\.(?!well-known(?:/|$)) {" in site
     assert "return 405;" in site
     ws = location(site, "= /ws")
@@ -280,7 +304,8 @@ def test_app_server_behind_a_load_balancer_trusts_it_for_the_client_address():
     assert "geo $realip_remote_addr $hardenkit_workbot_from_lb {" in http
     assert lines(http)[lines(http).index("default 0;") + 1] == "10.0.0.5 1;"
     assert set(directive(site, "proxy_set_header X-Forwarded-Proto")) == {
-        "$hardenkit_workbot_forwarded_proto"}
+        "$hardenkit_workbot_forwarded_proto"
+    }
     # otherwise the app server's own site
     single = render("web1", SINGLE)
     assert directive(http, "server") == directive(single["http.conf"], "server")
@@ -292,8 +317,10 @@ def test_load_balancer_address_setting_and_several_load_balancers():
     groups = {"app_servers": ["app1"], "load_balancers": ["lb1", "lb2"]}
     hostvars = {
         "lb1": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}},
-        "lb2": {"ansible_facts": {"default_ipv4": {"address": "203.0.113.20"}},
-                "nginx_proxy_lb_address": "10.0.2.0/24"},
+        "lb2": {
+            "ansible_facts": {"default_ipv4": {"address": "203.0.113.20"}},
+            "nginx_proxy_lb_address": "10.0.2.0/24",
+        },
     }
     conf = render("app1", groups, hostvars)
     assert directive(conf["site.conf"], "set_real_ip_from") == ["10.0.0.5", "10.0.2.0/24"]
@@ -317,12 +344,14 @@ def test_page_cache_on_hosts_that_run_the_app():
         conf = render(host, groups, hostvars)
         assert directive(conf["http.conf"], "proxy_cache_path") == [
             "/var/cache/nginx/hardenkit-workbot levels=1:2 keys_zone=workbot_pages:10m "
-            "max_size=256m inactive=10m use_temp_path=off"]
+            "max_size=256m inactive=10m use_temp_path=off"
+        ]
         page = location(conf["site.conf"], "/")
         assert directive(page, "proxy_cache") == ["workbot_pages"]
         assert directive(page, "proxy_cache_valid") == ["200 1s"]
         assert directive(page, "proxy_no_cache") == [
-            "$hardenkit_workbot_credentials $hardenkit_workbot_no_store"]
+            "$hardenkit_workbot_credentials $hardenkit_workbot_no_store"
+        ]
         assert directive(page, "proxy_cache_bypass") == ["$hardenkit_workbot_credentials"]
         assert "proxy_cache_lock" not in page
         # only the pages: not the API, the WebSocket or the static fallback
@@ -333,12 +362,15 @@ def test_page_cache_on_hosts_that_run_the_app():
 
 
 def test_page_cache_off_and_on_a_load_balancer():
-    for conf in (render("web1", SINGLE, nginx_proxy_page_cache=False),
-                 render("lb1", FLEET, FLEET_VARS)):
+    for conf in (
+        render("web1", SINGLE, nginx_proxy_page_cache=False),
+        render("lb1", FLEET, FLEET_VARS),
+    ):
         assert "proxy_cache" not in conf["http.conf"] + conf["site.conf"]
         assert "X-Cache-Status" not in conf["site.conf"]
-    conf = render("web1", SINGLE, nginx_proxy_page_cache_valid=30,
-                  nginx_proxy_page_cache_max_size="1g")
+    conf = render(
+        "web1", SINGLE, nginx_proxy_page_cache_valid=30, nginx_proxy_page_cache_max_size="1g"
+    )
     assert "max_size=1g " in conf["http.conf"]
     assert directive(location(conf["site.conf"], "/"), "proxy_cache_valid") == ["200 30s"]
 
@@ -350,8 +382,10 @@ def test_fallback_defaults_match_the_role_defaults():
     """vars/main.yml stands in for another host's role defaults; they must agree."""
     defaults, role_vars = load(ROLE / "defaults" / "main.yml"), load(ROLE / "vars" / "main.yml")
     assert role_vars["__nginx_proxy_default_listen_port"] == defaults["nginx_proxy_listen_port"]
-    assert (role_vars["__nginx_proxy_default_keepalive_timeout"]
-            == defaults["nginx_proxy_keepalive_timeout"])
+    assert (
+        role_vars["__nginx_proxy_default_keepalive_timeout"]
+        == defaults["nginx_proxy_keepalive_timeout"]
+    )
 
 
 ROLE_VARS = load(ROLE / "vars" / "main.yml")
@@ -389,12 +423,14 @@ def nginx_binary() -> str | None:
     if given:
         return given
     return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None
+    )
 
 
 NGINX = nginx_binary()
 needs_nginx = pytest.mark.skipif(
-    NGINX is None, reason="no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)")
+    NGINX is None, reason="no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)"
+)
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -407,8 +443,11 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "workbot.example.com")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=2))
         .sign(key, hashes.SHA256())
@@ -416,9 +455,13 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -430,12 +473,16 @@ def nginx_prefix(base: Path, conf: dict[str, str]) -> Path:
     # the page cache's parent: the role creates the cache directory itself
     (base / "cache").mkdir(exist_ok=True)
     (base / "http.conf").write_text(
-        conf["http.conf"].replace("/var/cache/nginx/", f"{base}/cache/"), encoding="utf-8")
+        conf["http.conf"].replace("/var/cache/nginx/", f"{base}/cache/"), encoding="utf-8"
+    )
     (base / "site.conf").write_text(
-        conf["site.conf"].replace("/var/log/nginx/", f"{logs}/"), encoding="utf-8")
+        conf["site.conf"].replace("/var/log/nginx/", f"{logs}/"), encoding="utf-8"
+    )
     user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = "".join(f"    {kind}_temp_path {base}/{kind};\n"
-                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "".join(
+        f"    {kind}_temp_path {base}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     (base / "nginx.conf").write_text(
         f"{user}pid {base}/nginx.pid;\nerror_log {logs}/error.log;\n"
         "events { worker_connections 256; }\n"
@@ -453,7 +500,10 @@ def nginx_t(base: Path) -> tuple[int, str]:
     log.unlink(missing_ok=True)
     result = subprocess.run(
         [NGINX, "-t", "-q", "-e", str(log), "-p", str(base), "-c", str(base / "nginx.conf")],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     messages = result.stderr + (log.read_text() if log.exists() else "")
     return result.returncode, messages
@@ -475,8 +525,11 @@ def test_nginx_accepts_the_configuration(tmp_path, host, groups, hostvars, tls):
     given: dict[str, Any] = {}
     if tls:
         cert, key = self_signed(tmp_path / "tls")
-        given = {**TLS, "nginx_proxy_tls_certificate": str(cert),
-                 "nginx_proxy_tls_certificate_key": str(key)}
+        given = {
+            **TLS,
+            "nginx_proxy_tls_certificate": str(cert),
+            "nginx_proxy_tls_certificate_key": str(key),
+        }
     base = nginx_prefix(tmp_path / "nginx", render(host, groups, hostvars, **given))
     code, messages = nginx_t(base)
     # no error, and no warning either (a duplicate directive value is only a warning)
@@ -505,13 +558,15 @@ class App(BaseHTTPRequestHandler):
             status, body = 404, b"not here"
         else:
             status = 200
-            body = json.dumps({
-                "server": self.server.name,  # type: ignore[attr-defined]
-                "peer": self.client_address[0],
-                "x-real-ip": self.headers.get("X-Real-IP"),
-                "x-forwarded-for": self.headers.get("X-Forwarded-For"),
-                "x-forwarded-proto": self.headers.get("X-Forwarded-Proto"),
-            }).encode()
+            body = json.dumps(
+                {
+                    "server": self.server.name,  # type: ignore[attr-defined]
+                    "peer": self.client_address[0],
+                    "x-real-ip": self.headers.get("X-Real-IP"),
+                    "x-forwarded-for": self.headers.get("X-Forwarded-For"),
+                    "x-forwarded-proto": self.headers.get("X-Forwarded-Proto"),
+                }
+            ).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -554,19 +609,36 @@ def fleet(tmp_path) -> Iterator[dict[str, Any]]:
             servers.append(app)
             app_root = tmp_path / name / "app"
             (app_root / "shared" / "static" / "_next" / "static").mkdir(parents=True)
-            hostvars[name] = {"nginx_proxy_backend_address": "127.0.0.1",
-                              "nginx_proxy_listen_port": ports[name]}
-            conf = render(name, FLEET, hostvars, app_port=app.server_address[1],
-                          app_root=str(app_root), nginx_proxy_listen_port=ports[name], **common)
+            hostvars[name] = {
+                "nginx_proxy_backend_address": "127.0.0.1",
+                "nginx_proxy_listen_port": ports[name],
+            }
+            conf = render(
+                name,
+                FLEET,
+                hostvars,
+                app_port=app.server_address[1],
+                app_root=str(app_root),
+                nginx_proxy_listen_port=ports[name],
+                **common,
+            )
             procs[name] = start_nginx(nginx_prefix(tmp_path / name / "nginx", conf), ports[name])
         # a new release's asset, on app2's disk only (a deploy halfway through the fleet)
-        (tmp_path / "app2" / "app" / "shared" / "static" / "_next" / "static" / "new.js"
-         ).write_text("console.log('new')")
+        (
+            tmp_path / "app2" / "app" / "shared" / "static" / "_next" / "static" / "new.js"
+        ).write_text("console.log('new')")
         cert, key = self_signed(tmp_path / "tls")
-        conf = render("lb1", FLEET, hostvars, **common, nginx_proxy_tls_enabled=True,
-                      nginx_proxy_listen_port=ports["lb1"], nginx_proxy_tls_port=ports["lb1_tls"],
-                      nginx_proxy_tls_certificate=str(cert),
-                      nginx_proxy_tls_certificate_key=str(key))
+        conf = render(
+            "lb1",
+            FLEET,
+            hostvars,
+            **common,
+            nginx_proxy_tls_enabled=True,
+            nginx_proxy_listen_port=ports["lb1"],
+            nginx_proxy_tls_port=ports["lb1_tls"],
+            nginx_proxy_tls_certificate=str(cert),
+            nginx_proxy_tls_certificate_key=str(key),
+        )
         procs["lb1"] = start_nginx(nginx_prefix(tmp_path / "lb1" / "nginx", conf), ports["lb1_tls"])
         yield {"ports": ports, "procs": procs}
     finally:
@@ -588,26 +660,37 @@ def start_nginx(base: Path, port: int) -> subprocess.Popen:
     code, messages = nginx_t(base)
     assert code == 0, messages
     proc = subprocess.Popen(
-        [NGINX, "-e", str(base / "logs" / "startup.log"), "-p", str(base),
-         "-c", str(base / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            NGINX,
+            "-e",
+            str(base / "logs" / "startup.log"),
+            "-p",
+            str(base),
+            "-c",
+            str(base / "nginx.conf"),
+            "-g",
+            "daemon off;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_listening(port, proc, base)
     return proc
 
 
-def get(port: int, path: str, headers: dict[str, str] | None = None,
-        tls: bool = False) -> tuple[int, dict[str, str], bytes]:
+def get(
+    port: int, path: str, headers: dict[str, str] | None = None, tls: bool = False
+) -> tuple[int, dict[str, str], bytes]:
     """GET from the visitor's address (127.0.0.2)."""
     if tls:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            "127.0.0.1", port, timeout=10, source_address=(CLIENT, 0), context=ctx)
+            "127.0.0.1", port, timeout=10, source_address=(CLIENT, 0), context=ctx
+        )
     else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
-                                          source_address=(CLIENT, 0))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(CLIENT, 0))
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
@@ -623,8 +706,12 @@ def test_live_fleet(fleet):
     # Through the load balancer, over TLS, with a forged X-Forwarded-For and -Proto.
     seen = set()
     for _ in range(6):
-        status, headers, body = get(ports["lb1_tls"], "/api/echo", tls=True, headers={
-            "X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "gopher"})
+        status, headers, body = get(
+            ports["lb1_tls"],
+            "/api/echo",
+            tls=True,
+            headers={"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "gopher"},
+        )
         assert status == 200, body
         got = json.loads(body)
         seen.add(got["server"])
@@ -637,8 +724,11 @@ def test_live_fleet(fleet):
     assert seen == {"app1", "app2"}, "the load balancer uses both app servers"
 
     # Straight to an app server, not from a load balancer: nothing forwarded is believed.
-    status, _, body = get(ports["app1"], "/api/echo", headers={
-        "X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https"})
+    status, _, body = get(
+        ports["app1"],
+        "/api/echo",
+        headers={"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https"},
+    )
     got = json.loads(body)
     assert status == 200 and got["x-real-ip"] == CLIENT and got["x-forwarded-proto"] == "http", got
 
@@ -665,8 +755,10 @@ def test_live_fleet(fleet):
 # --- the page cache, live --------------------------------------------------------------------
 
 # Next.js 15's Vary on pages.
-NEXT_VARY = ("RSC, Next-Router-State-Tree, Next-Router-Prefetch, Next-Router-Segment-Prefetch,"
-             " Accept-Encoding")
+NEXT_VARY = (
+    "RSC, Next-Router-State-Tree, Next-Router-Prefetch, Next-Router-Segment-Prefetch,"
+    " Accept-Encoding"
+)
 
 
 class Pages(BaseHTTPRequestHandler):
@@ -687,8 +779,14 @@ class Pages(BaseHTTPRequestHandler):
         renders = self.server.renders  # type: ignore[attr-defined]
         renders[self.path] = renders.get(self.path, 0) + 1
         rsc = self.headers.get("RSC")
-        body = json.dumps({"path": self.path, "render": renders[self.path], "rsc": rsc,
-                           "tree": self.headers.get("Next-Router-State-Tree")}).encode()
+        body = json.dumps(
+            {
+                "path": self.path,
+                "render": renders[self.path],
+                "rsc": rsc,
+                "tree": self.headers.get("Next-Router-State-Tree"),
+            }
+        ).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/x-component" if rsc else "text/html")
         if cache_control:
@@ -717,9 +815,16 @@ def single(tmp_path, request) -> Iterator[dict[str, Any]]:
     port = free_port()
     app_root = tmp_path / "app"
     (app_root / "shared" / "static").mkdir(parents=True)
-    conf = render("web1", SINGLE, app_port=app.server_address[1], app_root=str(app_root),
-                  nginx_proxy_listen_port=port, nginx_proxy_listen_ipv6=False,
-                  nginx_proxy_rate_limit="1000r/s", nginx_proxy_page_cache_valid=request.param)
+    conf = render(
+        "web1",
+        SINGLE,
+        app_port=app.server_address[1],
+        app_root=str(app_root),
+        nginx_proxy_listen_port=port,
+        nginx_proxy_listen_ipv6=False,
+        nginx_proxy_rate_limit="1000r/s",
+        nginx_proxy_page_cache_valid=request.param,
+    )
     proc = start_nginx(nginx_prefix(tmp_path / "nginx", conf), port)
     try:
         yield {"port": port, "renders": app.renders}  # type: ignore[attr-defined]
@@ -734,6 +839,7 @@ def fetcher(port: int):
     def fetch(path: str, **headers: str) -> tuple[int, str | None, dict[str, Any]]:
         status, got, body = get(port, path, headers=headers)
         return status, got.get("x-cache-status"), json.loads(body)
+
     return fetch
 
 
@@ -786,7 +892,6 @@ def test_live_page_cache(single):
     assert renders["/api/data"] == 3
 
 
-
 @needs_nginx
 @pytest.mark.parametrize("single", [2], indirect=True)
 def test_live_page_cache_expires(single):
@@ -834,8 +939,13 @@ class Headers(BaseHTTPRequestHandler):
             self.rfile.read(int(self.headers["Content-Length"]))
         path = self.path.split("?")[0]
         status = 404 if path.startswith("/_next/static/") else 200
-        body = json.dumps({"path": path, "method": self.command,
-                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        body = json.dumps(
+            {
+                "path": path,
+                "method": self.command,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
+        ).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         if path in ("/own", "/own-cached"):
@@ -853,13 +963,17 @@ class Headers(BaseHTTPRequestHandler):
         pass
 
 
-def send(port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None,
-         source: str = CLIENT) -> tuple[int, list[tuple[str, str]], bytes]:
+def send(
+    port: int,
+    path: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    source: str = CLIENT,
+) -> tuple[int, list[tuple[str, str]], bytes]:
     """One request; every response header in order, repeated ones included."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
     try:
-        conn.request(method, path, body=b"{}" if method == "POST" else None,
-                     headers=headers or {})
+        conn.request(method, path, body=b"{}" if method == "POST" else None, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], resp.read()
     finally:
@@ -871,9 +985,13 @@ def values(headers: list[tuple[str, str]], name: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def nginx_before_headers(tmp_path: Path, host: str, groups: dict[str, list[str]],
-                         hostvars: dict[str, dict[str, Any]] | None = None,
-                         **given: Any) -> Iterator[dict[str, Any]]:
+def nginx_before_headers(
+    tmp_path: Path,
+    host: str,
+    groups: dict[str, list[str]],
+    hostvars: dict[str, dict[str, Any]] | None = None,
+    **given: Any,
+) -> Iterator[dict[str, Any]]:
     """``host``'s Nginx, as the role writes it, in front of ``Headers``."""
     if NGINX is None:
         pytest.skip("no nginx binary (set HARDENKIT_NGINX=/path/to/nginx)")
@@ -886,9 +1004,16 @@ def nginx_before_headers(tmp_path: Path, host: str, groups: dict[str, list[str]]
     # binds it (Molecule's containers, in a parallel run). Then try another one.
     for attempt in range(3):
         port = free_port()
-        conf = render(host, groups, hostvars, app_port=app.server_address[1],
-                      app_root=str(app_root), nginx_proxy_listen_port=port,
-                      nginx_proxy_listen_ipv6=False, **given)
+        conf = render(
+            host,
+            groups,
+            hostvars,
+            app_port=app.server_address[1],
+            app_root=str(app_root),
+            nginx_proxy_listen_port=port,
+            nginx_proxy_listen_ipv6=False,
+            **given,
+        )
         try:
             proc = start_nginx(nginx_prefix(tmp_path / f"nginx{attempt}", conf), port)
             break
@@ -925,9 +1050,12 @@ def test_m14_the_apps_security_headers_reach_the_client_unchanged(tmp_path):
                 assert values(headers, "X-Cache-Status") == [cache]
         # An app that sends none gets the kit's: from the app, the API, a static file, an
         # error Nginx answers itself.
-        for method, path, expected in (("GET", "/plain", 200), ("POST", "/api/x", 200),
-                                       ("GET", "/_next/static/app.js", 200),
-                                       ("GET", "/.env", 404)):
+        for method, path, expected in (
+            ("GET", "/plain", 200),
+            ("POST", "/api/x", 200),
+            ("GET", "/_next/static/app.js", 200),
+            ("GET", "/.env", 404),
+        ):
             status, headers, _ = send(port, path, method)
             assert status == expected, path
             for name, value in KIT_HEADERS.items():
@@ -954,23 +1082,39 @@ def test_l6_links_in_the_static_tree_are_not_served(tmp_path):
             status, _, body = send(port, path)
             # not from disk: on to the app, which has no such asset
             assert status in (403, 404) and b"root-only-secret" not in body, (path, status, body)
-    assert directive(location(site["conf"]["site.conf"], "^~ /_next/static/"),
-                     "disable_symlinks") == ["on from=$document_root"]
+    assert directive(
+        location(site["conf"]["site.conf"], "^~ /_next/static/"), "disable_symlinks"
+    ) == ["on from=$document_root"]
 
 
 @needs_nginx
 def test_l7_next_internal_headers_never_reach_the_app(tmp_path):
     extra = [{"path": "/uploads/", "proxy": True}]
-    with nginx_before_headers(tmp_path, "web1", SINGLE, nginx_proxy_rate_limit="1000r/s",
-                              nginx_proxy_extra_locations=extra) as site:
+    with nginx_before_headers(
+        tmp_path,
+        "web1",
+        SINGLE,
+        nginx_proxy_rate_limit="1000r/s",
+        nginx_proxy_extra_locations=extra,
+    ) as site:
         port = site["port"]
-        sent = {**NEXT_INTERNAL, "x-middleware-prefetch": "1", "RSC": "1",
-                "Next-Router-State-Tree": "%5B%22%22%5D", "Next-Action": "abc123"}
+        sent = {
+            **NEXT_INTERNAL,
+            "x-middleware-prefetch": "1",
+            "RSC": "1",
+            "Next-Router-State-Tree": "%5B%22%22%5D",
+            "Next-Action": "abc123",
+        }
         # every proxied location: pages (cached and not), the API, the WebSocket path, an
         # extra location, and a static asset that is not on disk (on to the app)
-        for method, path in (("GET", "/admin"), ("POST", "/admin"), ("GET", "/api/x"),
-                             ("GET", "/ws"), ("GET", "/uploads/a"),
-                             ("GET", "/_next/static/missing.js")):
+        for method, path in (
+            ("GET", "/admin"),
+            ("POST", "/admin"),
+            ("GET", "/api/x"),
+            ("GET", "/ws"),
+            ("GET", "/uploads/a"),
+            ("GET", "/_next/static/missing.js"),
+        ):
             status, _, body = send(port, path, method, headers=sent)
             assert status in (200, 404), (path, status)
             got = json.loads(body)["headers"]
@@ -981,23 +1125,36 @@ def test_l7_next_internal_headers_never_reach_the_app(tmp_path):
             assert got["x-middleware-prefetch"] == "1" and got["rsc"] == "1", (path, got)
             assert got["next-action"] == "abc123", (path, got)
     # every name the role clears is one this test sends (or covers by the same rule)
-    cleared = {v.split()[0] for v in directive(site["conf"]["site.conf"], "proxy_set_header")
-               if v.endswith('""')}
+    cleared = {
+        v.split()[0]
+        for v in directive(site["conf"]["site.conf"], "proxy_set_header")
+        if v.endswith('""')
+    }
     assert set(NEXT_INTERNAL) <= cleared
     assert "x-middleware-prefetch" not in cleared
 
 
-def statuses(port: int, count: int, method: str = "POST", path: str = "/",
-             headers: dict[str, str] | None = None) -> list[int]:
+def statuses(
+    port: int,
+    count: int,
+    method: str = "POST",
+    path: str = "/",
+    headers: dict[str, str] | None = None,
+) -> list[int]:
     return [send(port, path, method, headers=headers)[0] for _ in range(count)]
 
 
 @needs_nginx
 def test_l13_server_actions_are_rate_limited_on_any_path(tmp_path):
     # one request a minute and a burst of 3: nothing refills during the test
-    with nginx_before_headers(tmp_path, "web1", SINGLE, nginx_proxy_rate_limit="1r/m",
-                              nginx_proxy_rate_limit_burst=3,
-                              nginx_proxy_page_cache=False) as site:
+    with nginx_before_headers(
+        tmp_path,
+        "web1",
+        SINGLE,
+        nginx_proxy_rate_limit="1r/m",
+        nginx_proxy_rate_limit_burst=3,
+        nginx_proxy_page_cache=False,
+    ) as site:
         port = site["port"]
         action = {"Next-Action": "x"}
         # pages and plain POSTs are not limited
@@ -1020,14 +1177,21 @@ def test_l13_an_ipv6_client_is_limited_by_its_64(tmp_path):
     """Behind a load balancer (here: the test's client address, 127.0.0.2) the client is the
     last X-Forwarded-For address, so IPv6 visitors can be played without an IPv6 socket."""
     hostvars = {"lb1": {"nginx_proxy_lb_address": CLIENT}}
-    with nginx_before_headers(tmp_path, "app1", FLEET, hostvars, nginx_proxy_rate_limit="1r/m",
-                              nginx_proxy_rate_limit_burst=3,
-                              nginx_proxy_page_cache=False) as site:
+    with nginx_before_headers(
+        tmp_path,
+        "app1",
+        FLEET,
+        hostvars,
+        nginx_proxy_rate_limit="1r/m",
+        nginx_proxy_rate_limit_burst=3,
+        nginx_proxy_page_cache=False,
+    ) as site:
         port = site["port"]
 
         def action(address: str) -> int:
-            return send(port, "/", "POST",
-                        headers={"Next-Action": "x", "X-Forwarded-For": address})[0]
+            return send(
+                port, "/", "POST", headers={"Next-Action": "x", "X-Forwarded-For": address}
+            )[0]
 
         def api(address: str) -> int:
             return send(port, "/api/x", headers={"X-Forwarded-For": address})[0]

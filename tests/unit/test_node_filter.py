@@ -7,11 +7,14 @@ import pytest
 from ansible_collections.hardenkit.nodeapp.plugins.filter.node import node_build_dir
 
 
-@pytest.mark.parametrize(("version", "arch", "expected"), [
-    ("22.23.5", "x86_64", "v22.23.5-linux-x64"),
-    ("v24.22.3", "aarch64", "v24.22.3-linux-arm64"),
-    (" 24.22.3\n", "amd64", "v24.22.3-linux-x64"),
-])
+@pytest.mark.parametrize(
+    ("version", "arch", "expected"),
+    [
+        ("22.23.5", "x86_64", "v22.23.5-linux-x64"),
+        ("v24.22.3", "aarch64", "v24.22.3-linux-arm64"),
+        (" 24.22.3\n", "amd64", "v24.22.3-linux-x64"),
+    ],
+)
 def test_the_build_directory_matches_the_module_dir_name(version, arch, expected):
     assert node_build_dir(version, arch) == expected
 

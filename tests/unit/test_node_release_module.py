@@ -50,8 +50,15 @@ class Mirror:
         self.url = ""
         index = []
         for version, lts, files in RELEASES:
-            index.append({"version": f"v{version}", "date": "2024-12-03", "files": files,
-                          "lts": lts, "security": False})
+            index.append(
+                {
+                    "version": f"v{version}",
+                    "date": "2024-12-03",
+                    "files": files,
+                    "lts": lts,
+                    "security": False,
+                }
+            )
             sums = []
             for arch in ("linux-x64", "linux-arm64"):
                 if arch in files:
@@ -102,8 +109,12 @@ def serve():
 
 
 def node_release(mirror: Mirror, tmp_path: Path, **args) -> tuple[int, dict]:
-    args = {"mirror": mirror.url, "architecture": "x86_64",
-            "cache_dir": str(tmp_path / "cache"), **args}
+    args = {
+        "mirror": mirror.url,
+        "architecture": "x86_64",
+        "cache_dir": str(tmp_path / "cache"),
+        **args,
+    }
     return run_module("node_release", args, tmp_path)
 
 
@@ -145,8 +156,7 @@ def test_no_spec_anywhere_gets_the_newest_lts_checked_and_cached(tmp_path):
     assert out["sha256"] == hashlib.sha256(build(NEWEST_LTS)).hexdigest()
     assert out["url"] == f"{mirror.url}v{NEWEST_LTS}/{tarball(NEWEST_LTS)}"
     assert out["changed"] is False
-    assert mirror.hits == ["/index.json", f"/v{NEWEST_LTS}/SHASUMS256.txt",
-                           mirror.path(NEWEST_LTS)]
+    assert mirror.hits == ["/index.json", f"/v{NEWEST_LTS}/SHASUMS256.txt", mirror.path(NEWEST_LTS)]
 
 
 def test_the_version_option_as_major_exact_and_range(tmp_path):
@@ -160,7 +170,10 @@ def test_the_version_option_as_major_exact_and_range(tmp_path):
         rc, newest = node_release(mirror, tmp_path, version="node", fetch=False)
         assert rc == 0, newest
     assert (major["version"], major["spec"], major["source"]) == (
-        "22.12.0", "22", "node_runtime_version")
+        "22.12.0",
+        "22",
+        "node_runtime_version",
+    )
     assert (exact["version"], exact["lts"], exact["spec"]) == ("22.1.0", None, "22.1.0")
     assert Path(exact["archive"]).read_bytes() == build("22.1.0")
     # A range prefers the newest LTS it allows to the newer current 24.2.0.
@@ -169,8 +182,11 @@ def test_the_version_option_as_major_exact_and_range(tmp_path):
 
 
 def test_the_spec_comes_from_the_option_then_nvmrc_node_version_and_engines(tmp_path):
-    src = app(tmp_path, {".nvmrc": "# the LTS line we test on\nlts/jod\n",
-                         ".node-version": "20\n"}, {"engines": {"node": "^18.17.0"}})
+    src = app(
+        tmp_path,
+        {".nvmrc": "# the LTS line we test on\nlts/jod\n", ".node-version": "20\n"},
+        {"engines": {"node": "^18.17.0"}},
+    )
     with serve() as mirror:
         seen = []
         for remove in (None, "option", ".nvmrc", ".node-version", "package.json"):
@@ -179,8 +195,7 @@ def test_the_spec_comes_from_the_option_then_nvmrc_node_version_and_engines(tmp_
             elif remove == "package.json":
                 (src / "package.json").write_text('{"name": "shop"}')
             version = "21" if remove is None else ""
-            rc, out = node_release(mirror, tmp_path, version=version, app_dir=str(src),
-                                   fetch=False)
+            rc, out = node_release(mirror, tmp_path, version=version, app_dir=str(src), fetch=False)
             assert rc == 0, out
             seen.append((out["source"], out["spec"], out["version"]))
     assert seen == [
@@ -198,11 +213,13 @@ def test_a_monorepo_app_falls_back_to_the_workspace_root(tmp_path):
     web.mkdir(parents=True)
     (web / "package.json").write_text('{"name": "web"}')
     with serve() as mirror:
-        rc, from_root = node_release(mirror, tmp_path, app_dir=str(web),
-                                     workspace_dir=str(root), fetch=False)
+        rc, from_root = node_release(
+            mirror, tmp_path, app_dir=str(web), workspace_dir=str(root), fetch=False
+        )
         (web / ".node-version").write_text("18\n")
-        rc2, own = node_release(mirror, tmp_path, app_dir=str(web),
-                                workspace_dir=str(root), fetch=False)
+        rc2, own = node_release(
+            mirror, tmp_path, app_dir=str(web), workspace_dir=str(root), fetch=False
+        )
     assert rc == 0 and (from_root["source"], from_root["version"]) == (".nvmrc", "20.18.1")
     assert rc2 == 0 and (own["source"], own["version"]) == (".node-version", "18.20.5")
 
@@ -346,7 +363,8 @@ def test_shasums_without_the_build_is_refused(tmp_path):
     with serve() as mirror:
         sums = mirror.files["/v22.12.0/SHASUMS256.txt"].decode().splitlines()
         mirror.files["/v22.12.0/SHASUMS256.txt"] = "\n".join(
-            line for line in sums if "linux-x64" not in line).encode()
+            line for line in sums if "linux-x64" not in line
+        ).encode()
         rc, out = node_release(mirror, tmp_path, version="22")
     assert rc != 0 and out["failed"] is True
     assert f"lists no {tarball('22.12.0')}" in out["msg"]
@@ -357,13 +375,27 @@ def test_shasums_without_the_build_is_refused(tmp_path):
 def test_the_mirror_url_works_with_and_without_a_trailing_slash(tmp_path):
     with serve() as mirror:
         bare = mirror.url.rstrip("/")
-        rc, without = run_module("node_release", {
-            "mirror": bare, "architecture": "x86_64", "cache_dir": str(tmp_path / "a"),
-            "version": "20"}, tmp_path)
+        rc, without = run_module(
+            "node_release",
+            {
+                "mirror": bare,
+                "architecture": "x86_64",
+                "cache_dir": str(tmp_path / "a"),
+                "version": "20",
+            },
+            tmp_path,
+        )
         assert rc == 0, without
-        rc, with_slash = run_module("node_release", {
-            "mirror": bare + "/", "architecture": "x86_64", "cache_dir": str(tmp_path / "b"),
-            "version": "20"}, tmp_path)
+        rc, with_slash = run_module(
+            "node_release",
+            {
+                "mirror": bare + "/",
+                "architecture": "x86_64",
+                "cache_dir": str(tmp_path / "b"),
+                "version": "20",
+            },
+            tmp_path,
+        )
         assert rc == 0, with_slash
     once = ["/index.json", "/v20.18.1/SHASUMS256.txt", mirror.path("20.18.1")]
     assert mirror.hits == once + once  # never //index.json

@@ -15,8 +15,13 @@ from pathlib import Path
 
 from hk_testlib import run_module
 
-DEFAULTS = {"pnpm": "10.34.8", "npm": "10.9.2", "yarn": "1.22.22", "yarn_berry": "4.5.3",
-            "bun": "1.1.38"}
+DEFAULTS = {
+    "pnpm": "10.34.8",
+    "npm": "10.9.2",
+    "yarn": "1.22.22",
+    "yarn_berry": "4.5.3",
+    "bun": "1.1.38",
+}
 
 
 def tarball(files: dict[str, bytes]) -> bytes:
@@ -84,8 +89,12 @@ def test_an_npm_app_gets_npm_checked_and_cached(tmp_path):
     npm = tarball({"bin/npm-cli.js": b"// npm\n", "bin/npx-cli.js": b"// npx\n"})
     src = app(tmp_path, {"package-lock.json": "{}"})
     with registry({"npm@10.9.2": (npm, sri(npm))}) as (url, hits):
-        args = {"src": str(src), "registry": url, "cache_dir": str(tmp_path / "cache"),
-                "defaults": DEFAULTS}
+        args = {
+            "src": str(src),
+            "registry": url,
+            "cache_dir": str(tmp_path / "cache"),
+            "defaults": DEFAULTS,
+        }
         rc, out = run_module("package_manager", args, tmp_path)
         assert rc == 0, out
         assert (out["name"], out["version"], out["install_command"]) == ("npm", "10.9.2", "npm ci")
@@ -107,9 +116,16 @@ def test_a_pinned_pnpm_gets_exactly_its_version_and_hash(tmp_path):
     pin = f"pnpm@9.15.9+sha512.{hashlib.sha512(pnpm9).hexdigest()}"
     src = app(tmp_path, {"pnpm-lock.yaml": "lockfileVersion: '9.0'\n"}, {"packageManager": pin})
     with registry({"pnpm@9.15.9": (pnpm9, sri(pnpm9))}) as (url, _):
-        rc, out = run_module("package_manager", {"src": str(src), "registry": url,
-                                                 "cache_dir": str(tmp_path / "c"),
-                                                 "defaults": DEFAULTS}, tmp_path)
+        rc, out = run_module(
+            "package_manager",
+            {
+                "src": str(src),
+                "registry": url,
+                "cache_dir": str(tmp_path / "c"),
+                "defaults": DEFAULTS,
+            },
+            tmp_path,
+        )
     assert rc == 0, out
     assert (out["version"], out["pinned"], out["dir_name"]) == ("9.15.9", True, "pnpm-9.15.9")
     assert out["commands"] == {"pnpm": "bin/pnpm.cjs"}
@@ -120,9 +136,16 @@ def test_a_tarball_that_does_not_match_its_pin_is_refused(tmp_path):
     pin = f"pnpm@9.15.9+sha512.{hashlib.sha512(real).hexdigest()}"
     src = app(tmp_path, {"pnpm-lock.yaml": ""}, {"packageManager": pin})
     with registry({"pnpm@9.15.9": (forged, sri(forged))}) as (url, _):
-        rc, out = run_module("package_manager", {"src": str(src), "registry": url,
-                                                 "cache_dir": str(tmp_path / "c"),
-                                                 "defaults": DEFAULTS}, tmp_path)
+        rc, out = run_module(
+            "package_manager",
+            {
+                "src": str(src),
+                "registry": url,
+                "cache_dir": str(tmp_path / "c"),
+                "defaults": DEFAULTS,
+            },
+            tmp_path,
+        )
     assert rc != 0
     assert 'package.json "packageManager" hash check failed' in out["msg"]
     assert not list((tmp_path / "c").glob("*.tgz"))
@@ -130,8 +153,11 @@ def test_a_tarball_that_does_not_match_its_pin_is_refused(tmp_path):
 
 def test_an_app_without_a_lockfile_is_refused_with_the_fix(tmp_path):
     src = app(tmp_path, {})
-    rc, out = run_module("package_manager", {"src": str(src), "cache_dir": str(tmp_path / "c"),
-                                             "defaults": DEFAULTS}, tmp_path)
+    rc, out = run_module(
+        "package_manager",
+        {"src": str(src), "cache_dir": str(tmp_path / "c"), "defaults": DEFAULTS},
+        tmp_path,
+    )
     assert rc != 0
     assert out["msg"].startswith(f"app_src {src}: no lockfile found")
     assert "npm install" in out["msg"] and "commit the lockfile" in out["msg"]
@@ -139,8 +165,11 @@ def test_an_app_without_a_lockfile_is_refused_with_the_fix(tmp_path):
 
 def test_a_pin_that_disagrees_with_the_lockfile_is_refused(tmp_path):
     src = app(tmp_path, {"package-lock.json": "{}"}, {"packageManager": "pnpm@9.15.9"})
-    rc, out = run_module("package_manager", {"src": str(src), "cache_dir": str(tmp_path / "c"),
-                                             "defaults": DEFAULTS}, tmp_path)
+    rc, out = run_module(
+        "package_manager",
+        {"src": str(src), "cache_dir": str(tmp_path / "c"), "defaults": DEFAULTS},
+        tmp_path,
+    )
     assert rc != 0
     said = 'package.json "packageManager" says pnpm@9.15.9 but the lockfile is package-lock.json'
     assert said in out["msg"]

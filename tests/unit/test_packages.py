@@ -15,8 +15,9 @@ SHOWFORMAT = r"--showformat=${Package} ${db:Status-Status}\n"
 
 
 def dpkg_lines(*names: str) -> tuple[int, list[str]]:
-    done = subprocess.run(["dpkg-query", "--show", SHOWFORMAT, *names],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["dpkg-query", "--show", SHOWFORMAT, *names], capture_output=True, text=True, check=False
+    )
     return done.returncode, done.stdout.splitlines()
 
 
@@ -32,10 +33,20 @@ def test_real_dpkg_query_installed_and_unknown():
 
 
 def test_states_other_than_installed_are_missing():
-    lines = ["nginx config-files", "nodejs half-installed", "git not-installed",
-             "acl unpacked", "sudo installed", "tar:amd64 installed"]
+    lines = [
+        "nginx config-files",
+        "nodejs half-installed",
+        "git not-installed",
+        "acl unpacked",
+        "sudo installed",
+        "tar:amd64 installed",
+    ]
     assert packages_missing(["nginx", "nodejs", "git", "acl", "sudo", "tar"], lines) == [
-        "nginx", "nodejs", "git", "acl"]
+        "nginx",
+        "nodejs",
+        "git",
+        "acl",
+    ]
 
 
 def test_a_pinned_name_is_left_to_apt():

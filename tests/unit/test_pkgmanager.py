@@ -47,10 +47,19 @@ def pm(value: str) -> dict:
         ("npm@10.9.2", ("npm", "10.9.2", None, None)),
         ("bun@1.1.38", ("bun", "1.1.38", None, None)),
         ("pnpm@10.0.0-rc.1", ("pnpm", "10.0.0-rc.1", None, None)),
-        ("yarn@1.22.22+sha1.AC34549E6AA8E7EAD463A7407E1C7390F61A6610",
-         ("yarn", "1.22.22", "sha1", "ac34549e6aa8e7ead463a7407e1c7390f61a6610")),
-        ("yarn@4.18.0+sha224.5707fce90df5d8720fae4e85a07ab55e90aa20fded8914893e2ba225",
-         ("yarn", "4.18.0", "sha224", "5707fce90df5d8720fae4e85a07ab55e90aa20fded8914893e2ba225")),
+        (
+            "yarn@1.22.22+sha1.AC34549E6AA8E7EAD463A7407E1C7390F61A6610",
+            ("yarn", "1.22.22", "sha1", "ac34549e6aa8e7ead463a7407e1c7390f61a6610"),
+        ),
+        (
+            "yarn@4.18.0+sha224.5707fce90df5d8720fae4e85a07ab55e90aa20fded8914893e2ba225",
+            (
+                "yarn",
+                "4.18.0",
+                "sha224",
+                "5707fce90df5d8720fae4e85a07ab55e90aa20fded8914893e2ba225",
+            ),
+        ),
     ],
 )
 def test_packagemanager_values_corepack_accepts(value, expected):
@@ -107,15 +116,26 @@ def test_a_packagemanager_that_is_not_a_string_is_refused():
 def test_the_lockfile_names_the_manager(lockfile, name, command):
     got = detect(["package.json", lockfile, "src"], {"name": "app"})
     assert got == {
-        "name": name, "flavour": None, "version": None, "hash_algo": None, "hash_hex": None,
-        "lockfile": lockfile, "install_command": command, "yarn_path": None, "warnings": [],
+        "name": name,
+        "flavour": None,
+        "version": None,
+        "hash_algo": None,
+        "hash_hex": None,
+        "lockfile": lockfile,
+        "install_command": command,
+        "yarn_path": None,
+        "warnings": [],
     }
 
 
 def test_packagemanager_version_and_hash_come_along():
     got = detect(["pnpm-lock.yaml"], pm(f"pnpm@9.15.9+sha512.{PNPM_SHA512}"))
     assert (got["name"], got["version"], got["hash_algo"], got["hash_hex"]) == (
-        "pnpm", "9.15.9", "sha512", PNPM_SHA512)
+        "pnpm",
+        "9.15.9",
+        "sha512",
+        PNPM_SHA512,
+    )
 
 
 def test_npm_prefers_its_shrinkwrap_like_npm_does():
@@ -145,8 +165,11 @@ def test_lockfiles_of_two_managers_are_refused_without_packagemanager():
 
 
 def test_lockfiles_of_two_managers_are_refused_when_packagemanager_names_a_third():
-    with pytest.raises(ValueError, match=r'pnpm-lock.yaml and yarn.lock .package.json '
-                                         r'"packageManager" says bun@1.1.38'):
+    with pytest.raises(
+        ValueError,
+        match=r"pnpm-lock.yaml and yarn.lock .package.json "
+        r'"packageManager" says bun@1.1.38',
+    ):
         detect(["pnpm-lock.yaml", "yarn.lock"], pm("bun@1.1.38"))
 
 
@@ -164,7 +187,8 @@ def test_packagemanager_naming_a_manager_without_its_lockfile_is_refused():
         detect(["pnpm-lock.yaml"], pm("yarn@4.5.3"))
     msg = str(err.value)
     assert msg.startswith(
-        'package.json "packageManager" says yarn@4.5.3 but the lockfile is pnpm-lock.yaml')
+        'package.json "packageManager" says yarn@4.5.3 but the lockfile is pnpm-lock.yaml'
+    )
     assert 'remove the "packageManager" field' in msg
     assert "commit the yarn.lock that `yarn install` writes" in msg
 
@@ -217,8 +241,11 @@ def test_yarn_berry_with_a_classic_lockfile_is_refused():
 
 
 def test_yarn_1_warns_that_it_ignores_yarnrc_yml():
-    got = detect(["yarn.lock", ".yarnrc.yml"], pm("yarn@1.22.22"),
-                 yarnrc="yarnPath: .yarn/releases/yarn-4.5.3.cjs\n")
+    got = detect(
+        ["yarn.lock", ".yarnrc.yml"],
+        pm("yarn@1.22.22"),
+        yarnrc="yarnPath: .yarn/releases/yarn-4.5.3.cjs\n",
+    )
     assert (got["flavour"], got["yarn_path"]) == ("classic", None)
     assert got["warnings"] == [
         '.yarnrc.yml ignored: package.json "packageManager" says yarn@1.22.22, and yarn 1 '
@@ -247,8 +274,8 @@ def test_an_indented_yarn_path_is_not_the_setting():
 
 
 @pytest.mark.parametrize(
-    "value", ["/opt/yarn/yarn.cjs", "../shared/yarn.cjs", ".yarn/../../yarn.cjs", "~/yarn.cjs",
-              '""']
+    "value",
+    ["/opt/yarn/yarn.cjs", "../shared/yarn.cjs", ".yarn/../../yarn.cjs", "~/yarn.cjs", '""'],
 )
 def test_a_yarn_path_outside_the_repository_is_refused(value):
     with pytest.raises(ValueError) as err:
@@ -298,16 +325,20 @@ def test_registry_package_refusals(args, match):
 @pytest.mark.parametrize("registry", ["https://registry.npmjs.org", "https://registry.npmjs.org/"])
 def test_tarball_urls_follow_the_registry_layout(registry):
     assert tarball_url(registry, "pnpm", "9.15.9") == (
-        "https://registry.npmjs.org/pnpm/-/pnpm-9.15.9.tgz")
+        "https://registry.npmjs.org/pnpm/-/pnpm-9.15.9.tgz"
+    )
     assert tarball_url(registry, "@yarnpkg/cli-dist", "4.5.3") == (
-        "https://registry.npmjs.org/@yarnpkg/cli-dist/-/cli-dist-4.5.3.tgz")
+        "https://registry.npmjs.org/@yarnpkg/cli-dist/-/cli-dist-4.5.3.tgz"
+    )
     assert tarball_url(registry, "@oven/bun-linux-aarch64", "1.1.38") == (
-        "https://registry.npmjs.org/@oven/bun-linux-aarch64/-/bun-linux-aarch64-1.1.38.tgz")
+        "https://registry.npmjs.org/@oven/bun-linux-aarch64/-/bun-linux-aarch64-1.1.38.tgz"
+    )
 
 
 def test_a_mirror_under_a_path_keeps_its_path():
     assert tarball_url("https://npm.example.com/repository/npm/", "npm", "10.9.2") == (
-        "https://npm.example.com/repository/npm/npm/-/npm-10.9.2.tgz")
+        "https://npm.example.com/repository/npm/npm/-/npm-10.9.2.tgz"
+    )
 
 
 @pytest.mark.parametrize(

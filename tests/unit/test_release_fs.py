@@ -662,9 +662,7 @@ def test_stage_unpacks_the_source_as_the_app_user_and_makes_the_log_dir(app_root
     assert (logs.st_uid, logs.st_gid, stat.S_IMODE(logs.st_mode)) == (0, 0, 0o700)
 
 
-def test_stage_refuses_a_log_dir_that_is_a_path_and_a_source_that_is_no_archive(
-    app_root, tmp_path
-):
+def test_stage_refuses_a_log_dir_that_is_a_path_and_a_source_that_is_no_archive(app_root, tmp_path):
     rc, out = module("stage", app_root, tmp_path, release_id="u2", log_dir="../logs")
     assert rc != 0 and "log_dir must be a name under app_root" in out["msg"]
     bad = tmp_path / "not.tar.gz"

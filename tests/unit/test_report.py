@@ -575,8 +575,13 @@ def test_diagnosis_only(pair, lang):
 @pytest.mark.parametrize("lang", LANGS)
 def test_sandbox_left_out_is_named(pair, lang):
     """A host that cannot apply a protection: the notes name it, with systemd's reason."""
-    left_out = [{"setting": "PrivateUsers=yes", "status": "217/USER",
-                 "message": "Failed to set up user namespacing: No such file or directory"}]
+    left_out = [
+        {
+            "setting": "PrivateUsers=yes",
+            "status": "217/USER",
+            "message": "Failed to set up user namespacing: No such file or directory",
+        }
+    ]
     md = render(make_report(*pair, sandbox_left_out=left_out), lang)
     notes = section(md, I18N[lang]["notes"]["heading"])
     assert "PrivateUsers=yes" in notes
@@ -585,12 +590,21 @@ def test_sandbox_left_out_is_named(pair, lang):
 
 
 NODES = [
-    ({"version": "24.22.3", "method": "official", "source": "the newest LTS", "spec": None},
-     "node_newest", {"version": "24.22.3"}),
-    ({"version": "22.23.5", "method": "official", "source": ".nvmrc", "spec": "lts/jod"},
-     "node_from", {"version": "22.23.5", "source": ".nvmrc", "spec": "lts/jod"}),
-    ({"version": "18.20.4", "method": "distro", "source": None, "spec": None},
-     "distro", {"version": "18.20.4"}),
+    (
+        {"version": "24.22.3", "method": "official", "source": "the newest LTS", "spec": None},
+        "node_newest",
+        {"version": "24.22.3"},
+    ),
+    (
+        {"version": "22.23.5", "method": "official", "source": ".nvmrc", "spec": "lts/jod"},
+        "node_from",
+        {"version": "22.23.5", "source": ".nvmrc", "spec": "lts/jod"},
+    ),
+    (
+        {"version": "18.20.4", "method": "distro", "source": None, "spec": None},
+        "distro",
+        {"version": "18.20.4"},
+    ),
 ]
 
 
@@ -609,9 +623,11 @@ def test_no_node_row_before_node_is_installed(pair):
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_a_failed_run_that_put_back_what_it_stopped(pair, lang):
-    changed = ["stopped pid 101 (root): pnpm dev",
-               "PM2 unit pm2-workbot stopped and disabled: it did not serve the app",
-               "started again as it ran: pid 101 -> 877 (root, port 5000): pnpm dev"]
+    changed = [
+        "stopped pid 101 (root): pnpm dev",
+        "PM2 unit pm2-workbot stopped and disabled: it did not serve the app",
+        "started again as it ran: pid 101 -> 877 (root, port 5000): pnpm dev",
+    ]
     md = render(make_report(pair[0], pair[0], outcome="put_back", changed=changed), lang)
     t = I18N[lang]
     assert first_lines(md)[1].startswith(t["verdict_line"].split("%")[0])

@@ -34,18 +34,36 @@ PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.execu
 
 
 def entry(pid, ppid, ports=(), argv=("pnpm", "dev"), start_time=1.0, **kw):
-    return {"pid": pid, "ppid": ppid, "uid": 0, "gid": 0, "groups": [], "user": "root",
-            "argv": list(argv), "cwd": "/workspace/projects", "environ": {}, "stdout": None,
-            "stderr": None, "unit": None, "start_time": start_time, "ports": list(ports), **kw}
+    return {
+        "pid": pid,
+        "ppid": ppid,
+        "uid": 0,
+        "gid": 0,
+        "groups": [],
+        "user": "root",
+        "argv": list(argv),
+        "cwd": "/workspace/projects",
+        "environ": {},
+        "stdout": None,
+        "stderr": None,
+        "unit": None,
+        "start_time": start_time,
+        "ports": list(ports),
+        **kw,
+    }
 
 
 def test_only_the_trees_that_served_start_again_from_their_top():
     # The incident: four `pnpm dev` copies (sh -c tsx watch -> node server); the first served.
     record = []
     for n, top in enumerate((100, 200, 300, 400)):
-        record += [entry(top, 1, start_time=n), entry(top + 1, top, argv=("sh", "-c", "tsx watch")),
-                   entry(top + 2, top + 1, ports=(5000,) if top == 100 else (),
-                         argv=("node", "server.ts"))]
+        record += [
+            entry(top, 1, start_time=n),
+            entry(top + 1, top, argv=("sh", "-c", "tsx watch")),
+            entry(
+                top + 2, top + 1, ports=(5000,) if top == 100 else (), argv=("node", "server.ts")
+            ),
+        ]
     start_, skip = to_restart(record)
     assert [(e["pid"], e["served"]) for e in start_] == [(100, [5000])]
     assert [s["pid"] for s in skip] == [200, 300, 400]
@@ -55,10 +73,28 @@ def test_only_the_trees_that_served_start_again_from_their_top():
 def test_a_stopped_process_counts_the_ports_of_the_server_it_runs():
     """tsx watch is stopped; its child, the server, listens without a dev command line."""
     procs = {
-        10: Process(pid=10, ppid=1, uid=0, user="root", cmdline=["tsx", "watch", "server.ts"],
-                    cwd="/w", start_time=1.0, rss_kb=None, unit=None),
-        11: Process(pid=11, ppid=10, uid=0, user="root", cmdline=["node", "server.ts"],
-                    cwd="/w", start_time=2.0, rss_kb=None, unit=None),
+        10: Process(
+            pid=10,
+            ppid=1,
+            uid=0,
+            user="root",
+            cmdline=["tsx", "watch", "server.ts"],
+            cwd="/w",
+            start_time=1.0,
+            rss_kb=None,
+            unit=None,
+        ),
+        11: Process(
+            pid=11,
+            ppid=10,
+            uid=0,
+            user="root",
+            cmdline=["node", "server.ts"],
+            cwd="/w",
+            start_time=2.0,
+            rss_kb=None,
+            unit=None,
+        ),
     }
     listener = Listener(proto="tcp", address="0.0.0.0", port=5000, inode=7, pids=[11])
     [snap] = snapshot([10], procs, [listener], proc_root="/nonexistent")
@@ -89,19 +125,26 @@ def test_a_real_server_stopped_and_started_again_as_it_ran(tmp_path_factory):
     os.chmod(tmp_path, 0o755)
     log = tmp_path / "dev.log"
     port = free_port()
-    code = ("import os,socket,sys,time;s=socket.socket();"
-            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
-            f"s.bind(('127.0.0.1',{port}));s.listen();print('up',os.getcwd(),os.environ.get('HK_MARK'),os.getuid(),flush=True);"
-            "time.sleep(60)")
+    code = (
+        "import os,socket,sys,time;s=socket.socket();"
+        "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+        f"s.bind(('127.0.0.1',{port}));s.listen();print('up',os.getcwd(),os.environ.get('HK_MARK'),os.getuid(),flush=True);"
+        "time.sleep(60)"
+    )
     workdir = tmp_path / "app"
     workdir.mkdir()
     log.touch()
     os.chmod(log, 0o666)
     with open(log, "a") as out:
         # The system's Python: nobody may run it (the virtualenv's may sit in root's home).
-        proc = subprocess.Popen([PYTHON, "-c", code], cwd=workdir, stdout=out, stderr=out,
-                                env={"HK_MARK": "m-1", "PATH": os.environ["PATH"]},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [PYTHON, "-c", code],
+            cwd=workdir,
+            stdout=out,
+            stderr=out,
+            env={"HK_MARK": "m-1", "PATH": os.environ["PATH"]},
+            start_new_session=True,
+        )
     try:
         wait_for(lambda: port in listening_ports())
         procs = collect_processes()
@@ -146,5 +189,3 @@ def wait_for(cond, timeout=10.0):
             return
         time.sleep(0.05)
     pytest.fail("timed out")
-
-

@@ -33,8 +33,13 @@ def test_without_ptrace_the_later_of_two_conflicting_settings_goes():
     _, probe = host(frozenset({"ProtectProc=invisible", "PrivateUsers=yes"}))
     kept, dropped, probes = fit(SANDBOX, probe)
     assert kept == ["NoNewPrivileges=yes", "ProtectProc=invisible", "PrivateTmp=yes"]
-    assert dropped == [{"setting": "PrivateUsers=yes", "status": "217/USER",
-                        "with": ["NoNewPrivileges=yes", "ProtectProc=invisible"]}]
+    assert dropped == [
+        {
+            "setting": "PrivateUsers=yes",
+            "status": "217/USER",
+            "with": ["NoNewPrivileges=yes", "ProtectProc=invisible"],
+        }
+    ]
     assert probes == 2 + len(SANDBOX)
 
 

@@ -15,7 +15,8 @@ def test_every_role_option_is_known():
 
 def test_a_typo_is_named_with_the_setting_meant():
     assert unknown_settings(["pm2_instance", "app_port", "inventory_hostname"]) == [
-        {"name": "pm2_instance", "suggestion": "pm2_instances"}]
+        {"name": "pm2_instance", "suggestion": "pm2_instances"}
+    ]
 
 
 def test_names_without_a_role_prefix_and_allowed_names_pass():
@@ -25,4 +26,5 @@ def test_names_without_a_role_prefix_and_allowed_names_pass():
 
 def test_a_name_far_from_any_gets_no_suggestion():
     assert unknown_settings(["watchdog_zzzzzzzz"]) == [
-        {"name": "watchdog_zzzzzzzz", "suggestion": ""}]
+        {"name": "watchdog_zzzzzzzz", "suggestion": ""}
+    ]

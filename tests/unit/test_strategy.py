@@ -44,11 +44,24 @@ def pins(path: Path) -> dict[str, str]:
     return out
 
 
-def run(tmp_path: Path, strategy: str, pythonpath: str | None = None,
-        playbook: str = PLAYBOOK) -> subprocess.CompletedProcess:
+def run(
+    tmp_path: Path, strategy: str, pythonpath: str | None = None, playbook: str = PLAYBOOK
+) -> subprocess.CompletedProcess:
     (tmp_path / "pb.yml").write_text(playbook)
-    (tmp_path / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {"here": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    (tmp_path / "inventory.yml").write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {
+                        "here": {
+                            "ansible_connection": "local",
+                            "ansible_python_interpreter": sys.executable,
+                        }
+                    }
+                }
+            }
+        )
+    )
     env = {
         **os.environ,
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
@@ -62,7 +75,13 @@ def run(tmp_path: Path, strategy: str, pythonpath: str | None = None,
         env["PYTHONPATH"] = pythonpath
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.yml", "pb.yml"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def parent_of_module(result: subprocess.CompletedProcess) -> str:
@@ -98,16 +117,21 @@ def test_linear_runs_each_module_in_its_own_python(tmp_path):
 def test_a_play_on_the_control_node_runs_as_linear(tmp_path):
     """``connection: local`` as a play keyword (Molecule's create and destroy playbooks):
     Mitogen's async runner never finishes community.docker's modules there."""
-    playbook = PLAYBOOK.replace("  gather_facts: false\n",
-                                "  gather_facts: false\n  connection: local\n")
+    playbook = PLAYBOOK.replace(
+        "  gather_facts: false\n", "  gather_facts: false\n  connection: local\n"
+    )
     assert "connection: local" in playbook
     assert "mitogen:" not in parent_of_module(run(tmp_path, STRATEGY, playbook=playbook))
 
 
-@pytest.mark.parametrize("failure", [
-    "raise ImportError('no Mitogen here')",
-    "from ansible.errors import AnsibleError\nraise AnsibleError('Mitogen refuses this Ansible')",
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        "raise ImportError('no Mitogen here')",
+        "from ansible.errors import AnsibleError\n"
+        "raise AnsibleError('Mitogen refuses this Ansible')",
+    ],
+)
 def test_without_mitogen_it_is_linear_with_a_warning(tmp_path, failure):
     fake = tmp_path / "fake"
     (fake / "ansible_mitogen").mkdir(parents=True)

@@ -37,13 +37,38 @@ PLAYBOOK = """\
 
 def run(tmp_path: Path, *extra: str, stem: str = "20261129T050000Z"):
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
-    (tmp_path / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {
-        "web1": {"ansible_connection": "ssh", "ansible_host": "unreachable.invalid",
-                 "ansible_python_interpreter": sys.executable}}}}))
+    (tmp_path / "inventory.yml").write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {
+                        "web1": {
+                            "ansible_connection": "ssh",
+                            "ansible_host": "unreachable.invalid",
+                            "ansible_python_interpreter": sys.executable,
+                        }
+                    }
+                }
+            }
+        )
+    )
     return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.yml", "pb.yml",
-         "-e", f"out={tmp_path / 'reports'}", "-e", f"stem={stem}", *extra],
-        cwd=tmp_path, env=ansible_env(tmp_path), text=True, capture_output=True, timeout=120,
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            "inventory.yml",
+            "pb.yml",
+            "-e",
+            f"out={tmp_path / 'reports'}",
+            "-e",
+            f"stem={stem}",
+            *extra,
+        ],
+        cwd=tmp_path,
+        env=ansible_env(tmp_path),
+        text=True,
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -69,8 +94,10 @@ def test_writes_the_files_and_latest_copies_without_connecting(tmp_path, extra):
     assert [p.name for p in host.iterdir() if p.name.startswith(".")] == []  # no temp files
     out = result(proc)
     assert out["changed"] is False
-    assert out["paths"] == {"json": str(host / "20261129T050000Z.json"),
-                            "md": str(host / "20261129T050000Z.md")}
+    assert out["paths"] == {
+        "json": str(host / "20261129T050000Z.json"),
+        "md": str(host / "20261129T050000Z.md"),
+    }
 
 
 def test_a_second_report_replaces_latest_and_keeps_the_first(tmp_path):
@@ -78,8 +105,13 @@ def test_a_second_report_replaces_latest_and_keeps_the_first(tmp_path):
     assert run(tmp_path, stem="20261129T060000Z").returncode == 0
     host = tmp_path / "reports" / "web1"
     assert sorted(p.name for p in host.iterdir()) == [
-        "20261129T050000Z.json", "20261129T050000Z.md",
-        "20261129T060000Z.json", "20261129T060000Z.md", "latest.json", "latest.md"]
+        "20261129T050000Z.json",
+        "20261129T050000Z.md",
+        "20261129T060000Z.json",
+        "20261129T060000Z.md",
+        "latest.json",
+        "latest.md",
+    ]
 
 
 @pytest.mark.parametrize("stem", ["latest", "../escape", "a/b"])

@@ -8,7 +8,9 @@ try() {
   shift
   if (eval "$*") >/dev/null 2>&1; then echo "$name written"; else echo "$name refused"; fi
 }
-chunk=$(ls shared/static/_next/static/chunks/*.js | head -n 1)
+# The first chunk in the order ls lists them; empty when the glob matches nothing.
+set -- shared/static/_next/static/chunks/*.js
+if [ -e "$1" ]; then chunk=$1; else chunk=; fi
 try h1-static-link 'mv shared/static/_next shared/static/_next.hk && ln -s /etc shared/static/_next'
 try release-code 'echo "//pwned" >> current/dist/server.js'
 try release-new-file 'touch current/hk-rce'

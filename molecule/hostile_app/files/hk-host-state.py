@@ -9,8 +9,16 @@ import os
 import stat
 import sys
 
-WATCH = ["/etc", "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers",
-         "/root", "/usr/local/bin"]
+WATCH = [
+    "/etc",
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/root",
+    "/usr/local/bin",
+]
 LISTED = ["/etc/cron.d", "/etc/profile.d", "/etc/sudoers.d", "/etc/cron.daily", "/root"]
 SKIP = {"/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/srv"}
 

@@ -28,8 +28,11 @@ def ask(url: str, headers: dict[str, str], ctx: ssl.SSLContext) -> dict:
             status, got = resp.status, resp.headers
     except urllib.error.HTTPError as exc:
         status, got = exc.code, exc.headers
-    return {"status": status, "cache": got.get("X-Cache-Status"),
-            "type": (got.get("Content-Type") or "").split(";")[0]}
+    return {
+        "status": status,
+        "cache": got.get("X-Cache-Status"),
+        "type": (got.get("Content-Type") or "").split(";")[0],
+    }
 
 
 def main() -> int:

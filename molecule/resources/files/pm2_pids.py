@@ -25,15 +25,22 @@ def main() -> int:
         return 3
     out = subprocess.run(
         ["runuser", "-u", user, "--", "env", f"PM2_HOME={home}", "/usr/local/bin/pm2", "jlist"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
-    procs = json.loads(out[out.index("["):])
-    print(json.dumps({
-        "god": god,
-        "workers": {str(p["pm_id"]): p["pid"] for p in procs},
-        "restarts": {str(p["pm_id"]): p["pm2_env"].get("restart_time", 0) for p in procs},
-        "status": {str(p["pm_id"]): p["pm2_env"].get("status") for p in procs},
-    }))
+    procs = json.loads(out[out.index("[") :])
+    print(
+        json.dumps(
+            {
+                "god": god,
+                "workers": {str(p["pm_id"]): p["pid"] for p in procs},
+                "restarts": {str(p["pm_id"]): p["pm2_env"].get("restart_time", 0) for p in procs},
+                "status": {str(p["pm_id"]): p["pm2_env"].get("status") for p in procs},
+            }
+        )
+    )
     return 0
 
 
