@@ -16,7 +16,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -271,6 +271,51 @@ def start_and_probe(
     finally:
         stop()
     return out
+
+
+def probe_spec(retries: int = 0, timeout: float = 15) -> dict[str, dict[str, Any]]:
+    """The argument spec of the options every probing module takes (``probe``,
+    ``pm2_service``), with that module's defaults."""
+    return {
+        "port": {"type": "int", "required": True},
+        "probes": {
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {
+                "path": {"type": "str", "required": True},
+                "status": {"type": "int", "default": 200},
+            },
+        },
+        "listen_timeout": {"type": "float", "default": 0},
+        "retries": {"type": "int", "default": retries},
+        "delay": {"type": "float", "default": 1},
+        "timeout": {"type": "float", "default": timeout},
+    }
+
+
+def probe_args(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``probe_until``'s keyword arguments from a module's ``probe_spec`` options; raises
+    ValueError for a negative wait, retry count or delay, or a timeout not above 0."""
+    if min(params["retries"], params["delay"], params["listen_timeout"]) < 0 or (
+        params["timeout"] <= 0
+    ):
+        raise ValueError("retries, delay and listen_timeout must not be negative, timeout > 0")
+    return {k: params[k] for k in ("listen_timeout", "retries", "delay", "timeout")}
+
+
+def probe_failure(where: str, result: Mapping[str, Any], listen_timeout: float) -> str:
+    """What failed in ``probe_until``'s ``result`` at ``where`` (``host:port``), "" when
+    nothing did."""
+    if not result["listening"]:
+        return f"nothing listened on {where} within {listen_timeout:g} s"
+    if not result["ok"]:
+        attempts = result["attempts"]
+        return (
+            f"probes failed on {where} ({attempts} attempt{'s' if attempts != 1 else ''}): "
+            + describe_failures(result["probes"])
+        )
+    return ""
 
 
 def describe_failures(results: list[dict[str, Any]]) -> str:

@@ -192,7 +192,9 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service impor
     converge,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
-    describe_failures,
+    probe_args,
+    probe_failure,
+    probe_spec,
     probe_until,
 )
 
@@ -206,34 +208,20 @@ ARGUMENT_SPEC = {
     "release_switched": {"type": "bool", "default": False},
     "reload_restarts": {"type": "bool", "default": False},
     "app_dir": {"type": "path", "required": True},
-    "port": {"type": "int", "required": True},
-    "probes": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "path": {"type": "str", "required": True},
-            "status": {"type": "int", "default": 200},
-        },
-    },
-    "listen_timeout": {"type": "float", "default": 0},
-    "retries": {"type": "int", "default": 5},
-    "delay": {"type": "float", "default": 1},
-    "timeout": {"type": "float", "default": 5},
+    **probe_spec(retries=5, timeout=5),
 }
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    if p["retries"] < 0 or p["delay"] < 0 or p["timeout"] <= 0 or p["listen_timeout"] < 0:
-        module.fail_json(msg="retries, delay and listen_timeout must not be negative, timeout > 0")
     if not p["name"].strip():
         module.fail_json(msg="name must not be empty")
     try:
         port = validate_port(p["port"], "port")
         probes = validate_probes(p["probes"])
-    except OptionError as exc:
+        args = probe_args(p)
+    except (OptionError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     exe = module.get_bin_path("systemctl", required=True)
 
@@ -258,28 +246,10 @@ def main() -> None:
         module.exit_json(**result)
     # Probes only after this run started, restarted or reloaded the app: otherwise the
     # diagnosis after the run probes the same paths. The port must listen either way.
-    result["probe"] = probe = probe_until(
-        HOST,
-        port,
-        probes if result["changed"] else [],
-        listen_timeout=p["listen_timeout"],
-        retries=p["retries"],
-        delay=p["delay"],
-        timeout=p["timeout"],
-    )
-    where = f"{HOST}:{port}"
-    if not probe["listening"]:
-        module.fail_json(
-            msg=f"nothing listened on {where} within {p['listen_timeout']:g} s", **result
-        )
-    if not probe["ok"]:
-        module.fail_json(
-            msg=f"probes failed on {where} ({probe['attempts']} attempt"
-            + ("s" if probe["attempts"] != 1 else "")
-            + "): "
-            + describe_failures(probe["probes"]),
-            **result,
-        )
+    result["probe"] = probe = probe_until(HOST, port, probes if result["changed"] else [], **args)
+    failure = probe_failure(f"{HOST}:{port}", probe, p["listen_timeout"])
+    if failure:
+        module.fail_json(msg=failure, **result)
     module.exit_json(**result)
 
 

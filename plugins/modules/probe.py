@@ -135,12 +135,22 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
     validate_probes,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
-    describe_failures,
+    probe_args,
+    probe_failure,
+    probe_spec,
     probe_until,
     start_and_probe,
 )
 
 JOURNAL_LINES = 30
+
+ARGUMENT_SPEC = {
+    "host": {"type": "str", "default": "127.0.0.1"},
+    **probe_spec(retries=0, timeout=15),
+    "start": {"type": "list", "elements": "str", "default": []},
+    "unit": {"type": "str", "default": ""},
+    "free_timeout": {"type": "float", "default": 5},
+}
 
 
 def _gate(module: AnsibleModule, port: int, probes: list, probe_args: dict) -> dict:
@@ -187,48 +197,19 @@ def _gate(module: AnsibleModule, port: int, probes: list, probe_args: dict) -> d
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "host": {"type": "str", "default": "127.0.0.1"},
-            "port": {"type": "int", "required": True},
-            "probes": {
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {
-                    "path": {"type": "str", "required": True},
-                    "status": {"type": "int", "default": 200},
-                },
-            },
-            "listen_timeout": {"type": "float", "default": 0},
-            "retries": {"type": "int", "default": 0},
-            "delay": {"type": "float", "default": 1},
-            "timeout": {"type": "float", "default": 15},
-            "start": {"type": "list", "elements": "str", "default": []},
-            "unit": {"type": "str", "default": ""},
-            "free_timeout": {"type": "float", "default": 5},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    if p["retries"] < 0 or p["delay"] < 0 or p["timeout"] <= 0 or p["listen_timeout"] < 0:
-        module.fail_json(msg="retries, delay and listen_timeout must not be negative, timeout > 0")
     try:
         port = validate_port(p["port"], "port")
         probes = validate_probes(p["probes"])
-    except OptionError as exc:
+        args = probe_args(p)
+    except (OptionError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    probe_args = {
-        "listen_timeout": p["listen_timeout"],
-        "retries": p["retries"],
-        "delay": p["delay"],
-        "timeout": p["timeout"],
-    }
     where = f"{p['host']}:{p['port']}"
     if p["start"]:
         if module.check_mode:
             module.exit_json(changed=False, skipped=True, msg="not started in check mode")
-        result = _gate(module, port, probes, probe_args)
+        result = _gate(module, port, probes, args)
         if result["busy"]:
             module.fail_json(
                 msg=f"port {port} stayed in use on the host for {p['free_timeout']:g} s",
@@ -242,22 +223,10 @@ def main() -> None:
                 **result,
             )
     else:
-        result = probe_until(p["host"], port, probes, **probe_args)
-    if not result["listening"]:
-        module.fail_json(
-            msg=f"nothing listened on {where} within {p['listen_timeout']:g} s",
-            changed=False,
-            **result,
-        )
-    if not result["ok"]:
-        module.fail_json(
-            msg=f"probes failed on {where} ({result['attempts']} attempt"
-            + ("s" if result["attempts"] != 1 else "")
-            + "): "
-            + describe_failures(result["probes"]),
-            changed=False,
-            **result,
-        )
+        result = probe_until(p["host"], port, probes, **args)
+    failure = probe_failure(where, result, p["listen_timeout"])
+    if failure:
+        module.fail_json(msg=failure, changed=False, **result)
     module.exit_json(changed=False, **result)
 
 
