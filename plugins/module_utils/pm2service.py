@@ -12,6 +12,7 @@ act on) the children of any pid named there.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -136,6 +137,20 @@ def main_pid(systemctl: Systemctl, unit: str) -> int:
         return int(out.strip()) if rc == 0 else 0
     except ValueError:
         return 0
+
+
+def replaced_workers(
+    read_workers: Callable[[], list[int]],
+    seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[int]:
+    """The workers (pids) there now that are gone ``seconds`` later: each one exited (and
+    PM2 started another in its place) soon after the start, restart or reload that made
+    it, which is what a release that crash-loops does."""
+    before = read_workers()
+    sleep(seconds)
+    after = set(read_workers())
+    return [pid for pid in before if pid not in after]
 
 
 # --- one run -----------------------------------------------------------------------------

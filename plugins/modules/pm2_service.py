@@ -28,6 +28,9 @@ description:
   - Then, unless in check mode, waits for O(port) to listen and, when it started,
     restarted or reloaded the unit, requires the answers of O(probes) (M(hardenkit.nodeapp.probe)).
     Fails naming each path that did not answer as expected.
+  - Then, after an action, watches PM2's workers for O(settle) seconds and fails when one
+    of them exits in that time (PM2 starts another in its place). So a release that
+    crash-loops soon after it starts is caught here and rolled back, not left live.
 author:
   - hardenkit developers
 extends_documentation_fragment:
@@ -112,6 +115,12 @@ options:
     description: Seconds each request waits for an answer.
     type: float
     default: 5
+  settle:
+    description:
+      - Seconds, after a start, restart or reload, during which no worker may exit; 0
+        does not watch.
+    type: float
+    default: 0
 seealso:
   - module: hardenkit.nodeapp.drift
   - module: hardenkit.nodeapp.probe
@@ -178,6 +187,11 @@ probe:
       when nothing was started, restarted or reloaded.
   type: dict
   returned: unless in check mode
+exited:
+  description: Workers (pids) that exited within O(settle) seconds of the action.
+  type: list
+  elements: int
+  returned: when the module acted and O(settle) is above 0
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -190,6 +204,10 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service import (
     ServiceError,
     converge,
+    main_pid,
+    proc_children,
+    replaced_workers,
+    unit_name,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
     probe_args,
@@ -209,6 +227,7 @@ ARGUMENT_SPEC = {
     "reload_restarts": {"type": "bool", "default": False},
     "app_dir": {"type": "path", "required": True},
     **probe_spec(retries=5, timeout=5),
+    "settle": {"type": "float", "default": 0},
 }
 
 
@@ -250,6 +269,21 @@ def main() -> None:
     failure = probe_failure(f"{HOST}:{port}", probe, p["listen_timeout"])
     if failure:
         module.fail_json(msg=failure, **result)
+    if result["changed"] and p["settle"] > 0:
+        unit = unit_name(p["name"])
+
+        def workers() -> list[int]:
+            daemon = main_pid(systemctl, unit)
+            return proc_children(daemon) if daemon else []
+
+        result["exited"] = exited = replaced_workers(workers, p["settle"])
+        if exited:
+            module.fail_json(
+                msg=f"{len(exited)} PM2 worker(s) exited within {p['settle']:g} s of the "
+                f"{result['action'] if result['action'] != 'none' else result['stale_fix']} "
+                f"(pid {', '.join(map(str, exited))}): the release does not stay up",
+                **result,
+            )
     module.exit_json(**result)
 
 

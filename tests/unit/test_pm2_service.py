@@ -29,6 +29,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service impor
     main_pid,
     proc_children,
     proc_cwd,
+    replaced_workers,
     resolve_dir,
     runs_elsewhere,
     stale_workers,
@@ -659,3 +660,69 @@ def test_module_fails_when_nothing_listens(fake_systemctl, tmp_path):
     assert rc != 0
     assert out["msg"] == f"nothing listened on 127.0.0.1:{port} within 0.3 s"
     assert out["changed"] is False
+
+
+# --- the settle window: a worker that exits soon after the action ------------------------
+
+
+def test_replaced_workers_names_the_pids_gone_after_the_wait():
+    reads = iter([[10, 11, 12], [10, 12, 13]])
+    slept: list[float] = []
+    assert replaced_workers(lambda: next(reads), 3, slept.append) == [11]
+    assert slept == [3]
+    reads = iter([[10, 11], [11, 10]])
+    assert replaced_workers(lambda: next(reads), 3, slept.append) == []
+
+
+def _daemon(release: Path, script: str) -> subprocess.Popen:
+    """A stand-in for PM2's daemon: ``script`` (bash) run in ``release``."""
+    return subprocess.Popen(["/bin/bash", "-c", script], cwd=release, start_new_session=True)
+
+
+@pytest.mark.parametrize(
+    ("script", "exits"),
+    [
+        # its worker exits 1.5 s after the reload (while the module watches) and another
+        # takes its place
+        ("sleep 60 & w=$!; (sleep 1.5; kill $w; exec sleep 60) & wait", True),
+        ("sleep 60 & wait", False),
+    ],
+    ids=["crash-looping worker", "steady worker"],
+)
+def test_module_fails_when_a_worker_exits_within_the_settle_window(
+    script, exits, fake_systemctl, http_server, tmp_path
+):
+    app_root = tmp_path / "srv" / "workbot"
+    release = app_root / "releases" / "r1"
+    release.mkdir(parents=True)
+    (app_root / "current").symlink_to("releases/r1")
+    daemon = _daemon(release, script)
+    try:
+        deadline = time.monotonic() + 5
+        while not proc_children(daemon.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        calls = fake_systemctl(main_pid=daemon.pid)
+        srv = http_server()
+        args = module_args(app_root, srv.server_address[1], release_switched=True, settle=3)
+        rc, out = run_module("pm2_service", args, tmp_path)
+    finally:
+        os.killpg(daemon.pid, 9)
+        daemon.wait()
+    assert f"reload {UNIT}" in calls.read_text().splitlines()
+    if exits:
+        assert rc != 0 and len(out["exited"]) == 1, out
+        assert out["msg"].startswith("1 PM2 worker(s) exited within 3 s of the reload (pid ")
+        assert out["reloaded"] and out["probe"]["ok"]  # what it did stays in the record
+    else:
+        assert rc == 0 and out["exited"] == [], out
+
+
+def test_module_does_not_watch_when_it_did_nothing(fake_systemctl, http_server, tmp_path):
+    fake_systemctl(main_pid=0)
+    srv = http_server()
+    args = module_args(tmp_path / "srv" / "workbot", srv.server_address[1], settle=30)
+    began = time.monotonic()
+    rc, out = run_module("pm2_service", args, tmp_path)
+    assert rc == 0 and not out["changed"] and "exited" not in out, out
+    assert time.monotonic() - began < 10
