@@ -64,6 +64,7 @@ lint: venv
 	mypy
 	shellcheck $(SHELL_SCRIPTS)
 	ansible-lint --profile production
+	antsibull-changelog lint
 
 # Debian's nginx binary, unpacked into .cache/nginx (not installed): `nginx -t` on the
 # rendered templates and a live load balancer on loopback.

@@ -965,8 +965,8 @@ def parse_args() -> argparse.Namespace:
         "--ansible-only",
         action="store_true",
         help="only Ansible's own speed (a warm-up re-run first), into "
-        "<stamp>-ansible-<strategy>.json; e.g. with "
-        "ANSIBLE_STRATEGY=hardenkit.nodeapp.mitogen_linear",
+        "<stamp>-ansible-<strategy>.json; e.g. through Mitogen with "
+        "ANSIBLE_STRATEGY_PLUGINS and ANSIBLE_STRATEGY=mitogen_linear (docs/scaling.md)",
     )
     parser.add_argument(
         "--load-interval",

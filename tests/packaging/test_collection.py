@@ -76,6 +76,7 @@ ALLOWED_TOP_LEVEL = {
     "README.md",
     "CHANGELOG.md",
     "LICENSE",
+    "changelogs",
     "docs",
     "meta",
     "playbooks",
@@ -217,6 +218,8 @@ def test_artifact_carries_every_role_module_and_plugin(contents):
     for kind in ("module_utils", "filter", "lookup"):
         assert any(n.startswith(f"plugins/{kind}/") and n.endswith(".py") for n in files), kind
     assert "playbooks/harden.yml" in files and "meta/runtime.yml" in files
+    # ansible-core 2.19 deprecates strategy plugins outside ansible.builtin: none ships.
+    assert not [n for n in files if n.startswith("plugins/strategy/")]
 
     # File by file: everything in these directories of the checkout ships, nothing else does.
     shipped = {
@@ -232,6 +235,10 @@ def test_artifact_leaves_out_the_repository_tooling(contents):
     top = {n.split("/")[0] for n in names}
     assert top <= ALLOWED_TOP_LEVEL, f"unexpected top-level entries: {top - ALLOWED_TOP_LEVEL}"
     assert not top & NEVER_SHIPPED
+    # The changelog's releases ship (antsibull-changelog's changelog.yaml), not the fragments
+    # of unreleased changes.
+    assert "changelogs/changelog.yaml" in contents["files"]
+    assert not [n for n in names if n.startswith(("changelogs/fragments", "changelogs/."))]
     assert not [
         n
         for n in names
@@ -311,8 +318,6 @@ def installed(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         interpreter_python = auto_silent
         retry_files_enabled = false
         stdout_callback = ansible.builtin.default
-        # As in the repository's ansible.cfg, from the installed collection this time.
-        strategy = hardenkit.nodeapp.mitogen_linear
 
         [connection]
         # As in the repository's ansible.cfg: one `docker exec` per task instead of three.
@@ -465,7 +470,6 @@ def test_modules_roles_and_playbooks_run_from_the_installed_copy(container, inst
                         "app_servers": {
                             "hosts": {container: {}},
                             "vars": {
-                                # The short name, which the strategy's Mitogen takes over.
                                 "ansible_connection": "docker",
                                 "ansible_user": "root",
                                 "ansible_python_interpreter": "/usr/bin/python3",
@@ -511,7 +515,6 @@ def test_modules_roles_and_playbooks_run_from_the_installed_copy(container, inst
         timeout=300,
     )
     ok(played)
-    assert "Mitogen for Ansible is not available" not in played.stdout + played.stderr
     results = json.loads((work / "results.json").read_text())
     sleeps_left = run(["docker", "exec", container, "pgrep", "-f", "-x", "nodemon 3217"])
 
