@@ -367,3 +367,35 @@ def test_unknown_load_balancer_address_stops_before_any_change(tmp_path):
     assert all(recap(output, host)["changed"] == 0 for host in FLEET_HOSTS)
     failed_block = output[output.index("fatal:") :] if "fatal:" in output else output
     assert "nginx_proxy_lb_address for hk-does-not-exist-lb" in failed_block, failed_block[:3000]
+
+
+def test_the_demo_inventory_without_its_container_says_make_demo(tmp_path):
+    """A bare `ansible-playbook harden.yml` uses the demo inventory (ansible.cfg); without
+    its container the run stops in validation with one line saying what to do."""
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_CACHE_PLUGIN": "memory",
+    }
+    extra = {
+        "hardenkit_demo_container": "hk-does-not-exist-demo",
+        "node_runtime_mirror": GOOD["node_runtime_mirror"],
+        "hardenkit_reports_dir": str(tmp_path / "reports"),
+    }
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "harden.yml", "-e", json.dumps(extra)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "The demo container hk-does-not-exist-demo is not running" in output, output[-3000:]
+    assert "run `make demo` to create it" in output
+    assert recap(output, "hardenkit-demo") == {"ok": 2, "changed": 0, "unreachable": 0, "failed": 1}
+    assert "Validate the input of each role" not in output  # stopped before any role ran
