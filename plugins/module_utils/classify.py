@@ -304,15 +304,27 @@ def path_under(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
-def read_package_name(cwd: str, max_bytes: int = 1 << 20) -> str | None:
-    """``name`` from ``<cwd>/package.json``; None when absent, unreadable or not JSON.
+def package_name_of(text: str) -> str | None:
+    """``name`` of a ``package.json``'s text; None unless it is a JSON object with a
+    string ``name``."""
+    try:
+        name = json.loads(text).get("name")
+    except (ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def read_package_name(cwd: str, max_bytes: int = 1 << 20, follow: bool = True) -> str | None:
+    """``name`` from ``<cwd>/package.json``; None when absent, unreadable or not JSON
+    (or, with ``follow=False``, a link).
 
     Opened non-blocking and checked to be a regular file: the directory may belong to
     anyone, and a FIFO named package.json must not hang the diagnosis.
     """
     path = os.path.join(cwd, "package.json")
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, flags)
     except OSError:
         return None
     try:
@@ -323,11 +335,7 @@ def read_package_name(cwd: str, max_bytes: int = 1 << 20) -> str | None:
         return None
     finally:
         os.close(fd)
-    try:
-        name = json.loads(data.decode("utf-8", errors="replace")).get("name")
-    except (ValueError, AttributeError):
-        return None
-    return name if isinstance(name, str) else None
+    return package_name_of(data.decode("utf-8", errors="replace"))
 
 
 def dir_scope(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import grp
 import io
-import json
 import os
 import pwd
 import re
@@ -31,7 +30,10 @@ from fnmatch import fnmatch
 from functools import partial
 from typing import Any
 
-from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import dir_scope
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import (
+    dir_scope,
+    read_package_name,
+)
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.redact import redact_text
 
 Hook = dict[str, Any]
@@ -159,18 +161,6 @@ def has_line(text: str, pattern: str) -> bool:
     ``\\r\\n`` and ``\\r``): which unit and cron files are worth parsing."""
     prog = re.compile(pattern)
     return any(prog.match(line) for line in io.StringIO(text, newline=None))
-
-
-def package_name_of(text: str) -> str | None:
-    """``name`` of a ``package.json``'s text; None unless it is a JSON object with a
-    string ``name``."""
-    if not re.match(r"\s*\{", text):
-        return None
-    try:
-        name = json.loads(text).get("name")
-    except (ValueError, AttributeError):
-        return None
-    return name if isinstance(name, str) else None
 
 
 def mask_command(command: str, env_re: str) -> str:
@@ -327,8 +317,7 @@ def collect(
 def read_hook_package_name(path: str) -> str | None:
     """``name`` from ``<path>/package.json`` when that is a regular file (not a link)
     holding a JSON object; None otherwise. ``path`` may name a file (``/usr/bin/env``)."""
-    read = _read_regular(f"{path}/package.json")
-    return None if read is None else package_name_of(read[0])
+    return read_package_name(path, follow=False)
 
 
 def package_names(

@@ -19,7 +19,10 @@ import yaml
 from hk_testlib import run_module
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils import hooks as hooks_mod
-from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import dir_scope
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import (
+    dir_scope,
+    package_name_of,
+)
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.hooks import (
     CRON_FILTER,
     UNIT_FILTER,
@@ -28,7 +31,6 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.hooks import (
     hook_scope,
     mask_command,
     named_paths,
-    package_name_of,
     package_names,
     parse_crontab,
     parse_rc_local,
