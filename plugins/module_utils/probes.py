@@ -162,17 +162,28 @@ def run_probes(
         return list(pool.map(one, jobs))
 
 
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for(host: str, port: int, listening: bool, timeout: float, interval: float) -> bool:
+    """Whether ``host:port`` accepts connections (``listening``) or refuses them (not)
+    within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while _accepts(host, port) != listening:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def wait_listening(host: str, port: int, timeout: float, interval: float = 0.2) -> bool:
     """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host.strip("[]"), port), timeout=1):
-                return True
-        except OSError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(interval)
+    return _wait_for(host, port, True, timeout, interval)
 
 
 def probe_until(
@@ -219,16 +230,7 @@ def probe_until(
 
 def wait_free(host: str, port: int, timeout: float, interval: float = 0.1) -> bool:
     """Whether ``host:port`` stops accepting connections within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host.strip("[]"), port), timeout=1):
-                pass
-        except OSError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
+    return _wait_for(host, port, False, timeout, interval)
 
 
 def start_and_probe(
