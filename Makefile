@@ -20,14 +20,14 @@ export HARDENKIT_NODE_MIRROR ?= http://127.0.0.1:48021/
 # Every Molecule scenario; `make test` runs them all.
 SCENARIOS := default rollback broken_server faults cluster hostile_app bare_host apps
 
-.PHONY: help setup system venv docker images mirror lint unit molecule test test-quick demo demo-clean clean bench-diagnose bench-fleet bench
+.PHONY: help setup system venv docker images mirror lint unit integration molecule test test-quick demo demo-clean clean bench-diagnose bench-fleet bench
 
 help:
 	@echo "make demo        harden a local Docker container playing the broken server, show the report"
 	@echo "make demo-clean  remove the demo container"
-	@echo "make test        lint, unit tests and every Molecule scenario ($(SCENARIOS))"
-	@echo "make test-quick  lint, unit tests and the default scenario"
-	@echo "make lint | unit | molecule SCENARIOS=default | bench | bench-diagnose | bench-fleet"
+	@echo "make test        lint, unit and integration tests, every Molecule scenario ($(SCENARIOS))"
+	@echo "make test-quick  lint, unit and integration tests and the default scenario"
+	@echo "make lint | unit | integration | molecule SCENARIOS=default | bench | bench-diagnose | bench-fleet"
 
 setup: system venv docker images mirror
 
@@ -66,10 +66,16 @@ lint: venv
 	ansible-lint --profile production
 	antsibull-changelog lint
 
-# Debian's nginx binary, unpacked into .cache/nginx (not installed): `nginx -t` on the
-# rendered templates and a live load balancer on loopback.
-unit: venv mirror
-	HARDENKIT_NGINX="$$(scripts/fetch-nginx.sh)" pytest
+# Tests of one plugin, template or role file each: no ansible-playbook, Nginx or mirror.
+unit: venv
+	pytest tests/unit
+
+# Tests that run ansible-playbook (harden.yml's validation against the local Node.js mirror,
+# roles' tasks, the action plugins), a real Nginx or another program on the roles' files, and
+# the built collection (tests/packaging). Nginx is Debian's binary, unpacked into .cache/nginx
+# (not installed): `nginx -t` on the rendered templates and a live load balancer on loopback.
+integration: venv mirror
+	HARDENKIT_NGINX="$$(scripts/fetch-nginx.sh)" pytest tests/integration tests/packaging
 
 # `faults` measures recovery times, so it runs alone; the other five run two at a time
 # (scripts/molecule-lanes.sh: stages of lanes). SCENARIOS=... on the command line runs the
@@ -85,9 +91,9 @@ else
 	@scripts/molecule-lanes.sh $(MOLECULE_STAGES)
 endif
 
-test: setup lint unit molecule
+test: setup lint unit integration molecule
 
-test-quick: setup lint unit
+test-quick: setup lint unit integration
 	$(MAKE) molecule SCENARIOS=default
 
 # Measurements, never part of `make test`'s pass/fail.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Unpack Debian's nginx binary into .cache/nginx for the unit tests that run `nginx -t` and
-# a live load balancer on loopback (tests/unit/test_nginx_templates.py), without installing
+# a live load balancer on loopback (tests/integration/roles/nginx_proxy/test_nginx_templates.py), without installing
 # the package: on the control node that would start a system Nginx on port 80.
 # Prints the binary's path. Usage: scripts/fetch-nginx.sh [DEST]
 set -euo pipefail

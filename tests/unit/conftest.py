@@ -1,4 +1,4 @@
-"""Fixtures for the diagnosis tests (helpers live in hk_testlib.py)."""
+"""Fixtures for the unit tests of the diagnosis (helpers live in tests/hk_testlib.py)."""
 
 from __future__ import annotations
 

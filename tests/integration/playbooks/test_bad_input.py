@@ -1,0 +1,401 @@
+"""Bad input is rejected by harden.yml's first play, before any host is touched.
+
+Each case runs the real `ansible-playbook harden.yml` with one invalid setting against a
+host that cannot be reached (a Docker container that does not exist): validation needs no
+connection, so a rejected input fails in the first play with a message naming the
+variable, and `changed=0`. If validation let a case through, the run would instead meet
+the missing container ("No such container") in a later play, and the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+APP = str(ROOT / "examples" / "workbot")
+# Small apps with one thing wrong each (no lockfile; a packageManager against the lockfile).
+APPS = Path(__file__).resolve().parent / "apps"
+
+GOOD = {
+    "app_name": "workbot",
+    "app_src": APP,
+    "app_script": "dist/server.js",
+    "app_script_args": "",
+    # The Makefile's local Node.js mirror (scripts/node-mirror.py): the version is decided
+    # against its release list in validation.
+    "node_runtime_mirror": os.environ.get("HARDENKIT_NODE_MIRROR", "http://127.0.0.1:48021/"),
+}
+
+# The tasks of harden.yml's first plays that refuse bad input.
+VALIDATION_STEPS = (
+    "Validate the input of each role",
+    "Refuse settings no role knows",
+    "Refuse an inventory whose app_servers group is empty",
+)
+
+CASES = [
+    ("port-too-high", {"app_port": 70000}, "app_port"),
+    ("port-zero", {"app_port": 0}, "app_port"),
+    ("port-not-a-number", {"app_port": "abc"}, "app_port"),
+    ("name-with-space", {"app_name": "Work Bot"}, "app_name"),
+    ("no-source", {"app_src": ""}, "app_src"),
+    ("typo-in-a-setting", {"pm2_instance": 2}, "pm2_instance (did you mean pm2_instances?)"),
+    ("source-without-package-json", {"app_src": str(ROOT / "tests")}, "app_src"),
+    ("source-without-lockfile", {"app_src": str(APPS / "no-lockfile")}, "no lockfile found"),
+    (
+        "package-manager-pin-against-the-lockfile",
+        {"app_src": str(APPS / "pin-mismatch")},
+        'packageManager\\" says pnpm@9.15.9 but the lockfile is package-lock.json',
+    ),
+    ("probe-without-status", {"app_probes": [{"path": "/"}]}, "status"),
+    ("probe-not-a-mapping", {"app_probes": ["/api/health"]}, "app_probes"),
+    ("probe-status-out-of-range", {"app_probes": [{"path": "/", "status": 999}]}, "app_probes[0]"),
+    ("probe-path-relative", {"app_probes": [{"path": "health", "status": 200}]}, "app_probes[0]"),
+    (
+        "unknown-install-method",
+        {"node_runtime_install_method": "snap"},
+        "node_runtime_install_method",
+    ),
+    (
+        "tarball-without-sha",
+        {
+            "node_runtime_install_method": "tarball",
+            "node_runtime_tarball_url": "https://example.invalid/node.tgz",
+        },
+        "node_runtime_tarball_sha256",
+    ),
+    (
+        "node-version-no-release",
+        {"node_runtime_version": "19"},
+        "node_runtime_version asks for Node.js '19'",
+    ),
+    ("node-version-not-a-spec", {"node_runtime_version": "twenty-two"}, "node_runtime_version"),
+    (
+        "nvmrc-names-no-lts-line",
+        {"app_src": str(APPS / "nvmrc-typo")},
+        "no Node.js LTS line is called 'hydrogem'",
+    ),
+    (
+        "engines-node-allows-no-release",
+        {"app_src": str(APPS / "engines-too-new")},
+        "package.json engines.node in",
+    ),
+    (
+        "node-mirror-unreachable",
+        {"node_runtime_mirror": "http://127.0.0.1:9/"},
+        "set node_runtime_mirror",
+    ),
+    ("node-mirror-not-a-url", {"node_runtime_mirror": "nodejs.org/dist"}, "node_runtime_mirror"),
+    (
+        "static-export",
+        {"app_src": str(APPS / "static-export")},
+        "next.config sets output: 'export'",
+    ),
+    ("standalone-maybe", {"app_standalone": "maybe"}, "app_standalone must be auto, true or false"),
+    (
+        "subdir-outside-the-source",
+        {"app_subdir": "../other"},
+        "app_subdir must be the app's directory",
+    ),
+    ("subdir-without-package-json", {"app_subdir": "app"}, "has no app/package.json"),
+    (
+        "standalone-in-a-monorepo",
+        {"app_src": str(APPS / "monorepo-standalone"), "app_subdir": "web"},
+        "output: 'standalone' in a monorepo is not supported yet",
+    ),
+    ("negative-instances", {"pm2_instances": -1}, "pm2_instances"),
+    ("memory-fraction", {"pm2_memory_fraction": 1.5}, "pm2_memory_fraction"),
+    ("app-env-not-a-mapping", {"app_env": "DATABASE_URL=x"}, "app_env"),
+    ("app-env-bad-key", {"app_env": {"BAD-KEY": "x"}}, "app_env"),
+    (
+        "app-env-node-options",
+        {"app_env": {"NODE_OPTIONS": "--max-old-space-size=4096"}},
+        "app_env must not set NODE_OPTIONS",
+    ),
+    ("tls-without-certificate", {"nginx_proxy_tls_enabled": True}, "nginx_proxy_tls_certificate"),
+    ("bad-rate-limit", {"nginx_proxy_rate_limit": "fast"}, "nginx_proxy_rate_limit"),
+    (
+        "bad-body-size",
+        {"nginx_proxy_client_max_body_size": "ten megs"},
+        "nginx_proxy_client_max_body_size",
+    ),
+    ("lb-max-fails-zero", {"nginx_proxy_lb_max_fails": 0}, "nginx_proxy_lb_max_fails"),
+    (
+        "lb-connect-timeout-too-long",
+        {"nginx_proxy_lb_connect_timeout": 120},
+        "nginx_proxy_lb_connect_timeout",
+    ),
+    (
+        "backend-address-with-port",
+        {"nginx_proxy_backend_address": "10.0.0.11:8080"},
+        "nginx_proxy_backend_address",
+    ),
+    ("lb-address-a-name", {"nginx_proxy_lb_address": "lb1.example.com"}, "nginx_proxy_lb_address"),
+    ("root-as-app-root", {"app_root": "/"}, "app_root"),
+    ("root-as-app-user", {"app_user": "root"}, "app_user"),
+    ("keep-one-release", {"app_release_keep": 1}, "app_release_keep"),
+    (
+        "progress-every-0-seconds",
+        {"app_release_progress_interval": 0},
+        "app_release_progress_interval",
+    ),
+    ("bad-logrotate-size", {"logrotate_max_size": "lots"}, "logrotate_max_size"),
+    ("watchdog-interval-1", {"watchdog_interval": 1}, "watchdog_interval"),
+    (
+        "watchdog-webhook-ftp",
+        {"watchdog_webhook_url": "ftp://alerts.invalid/"},
+        "watchdog_webhook_url",
+    ),
+    # L1: a newline, tab or quote would start a directive of its own in a unit or config
+    (
+        "l1-app-root-unit-injection",
+        {"app_root": "/srv/wb\nExecStartPre=+/usr/bin/touch\t/run/hk-pwned"},
+        "app_root",
+    ),
+    ("l1-app-root-trailing-newline", {"app_root": "/srv/wb\n"}, "app_root"),
+    ("l1-app-name-trailing-newline", {"app_name": "workbot\n"}, "app_name"),
+    ("l1-app-env-key-newline", {"app_env": {"A\n": "x"}}, "app_env"),
+    ("l1-server-name-newline", {"app_server_name": "example.com\n"}, "app_server_name"),
+    (
+        "l1-probe-path-newline",
+        {"app_probes": [{"path": "/health\nX", "status": 200}]},
+        "app_probes[0]",
+    ),
+    (
+        "l1-proxy-url-quote",
+        {"node_runtime_https_proxy": 'http://proxy:3128/";\nAcquire::http::Pipeline-Depth "0'},
+        "node_runtime_https_proxy",
+    ),
+    (
+        "l1-proxy-url-trailing-newline",
+        {"node_runtime_http_proxy": "http://proxy:3128\n"},
+        "node_runtime_http_proxy",
+    ),
+    ("l1-nginx-path-semicolon", {"nginx_proxy_ws_path": "/ws; return 200"}, "nginx_proxy_ws_path"),
+    (
+        "l1-nginx-rate-limit-path-brace",
+        {"nginx_proxy_rate_limit_paths": ["/api/ { }"]},
+        "nginx_proxy_rate_limit_paths",
+    ),
+    (
+        "l1-nginx-certificate-semicolon",
+        {
+            "nginx_proxy_tls_enabled": True,
+            "nginx_proxy_tls_certificate": "/etc/ssl/c.pem;x",
+            "nginx_proxy_tls_certificate_key": "/etc/ssl/k.pem",
+        },
+        "nginx_proxy_tls_certificate",
+    ),
+    (
+        "l1-nginx-rate-limit-trailing-newline",
+        {"nginx_proxy_rate_limit": "10r/s\n"},
+        "nginx_proxy_rate_limit",
+    ),
+]
+
+
+# One server: the same host in both groups.
+SINGLE = (
+    "    app_servers: {hosts: {hk-does-not-exist: {}}}\n"
+    "    load_balancers: {hosts: {hk-does-not-exist: {}}}\n"
+)
+
+
+def run_harden(tmp_path: Path, extra: dict, groups: str = SINGLE) -> subprocess.CompletedProcess:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n"
+        "  vars:\n"
+        "    ansible_connection: community.docker.docker\n"
+        "    ansible_user: root\n"
+        "  children:\n" + groups
+    )
+    extra_file = tmp_path / "extra.json"
+    extra_file.write_text(
+        json.dumps({**GOOD, **extra, "hardenkit_reports_dir": str(tmp_path / "reports")})
+    )
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_CACHE_PLUGIN": "memory",
+    }
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), "harden.yml", "-e", f"@{extra_file}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def recap(output: str, host: str = "hk-does-not-exist") -> dict[str, int]:
+    match = re.search(
+        rf"{re.escape(host)}\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+        output,
+    )
+    assert match, f"no recap in output:\n{output[-3000:]}"
+    ok, changed, unreachable, failed = map(int, match.groups())
+    return {"ok": ok, "changed": changed, "unreachable": unreachable, "failed": failed}
+
+
+@pytest.mark.parametrize(("case", "extra", "named"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_rejected_before_any_change(tmp_path, case, extra, named):
+    result = run_harden(tmp_path, extra)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: the run succeeded\n{output[-3000:]}"
+    counts = recap(output)
+    assert counts["changed"] == 0
+    assert "No such container" not in output, f"{case}: validation let it through\n{output[-3000:]}"
+    assert counts["failed"] == 1
+    assert any(step in output for step in VALIDATION_STEPS)
+    failed_block = output[output.index("fatal:") :] if "fatal:" in output else output
+    assert named in failed_block, f"{case}: no mention of {named}\n{failed_block[:3000]}"
+
+
+def test_good_input_passes_validation_and_reaches_the_host(tmp_path):
+    """The control case: valid input gets past validation and only then meets the host."""
+    result = run_harden(tmp_path, {})
+    output = result.stdout + result.stderr
+    counts = recap(output)
+    assert result.returncode != 0
+    assert "No such container: hk-does-not-exist" in output, output[-3000:]
+    assert counts["changed"] == 0
+
+
+# A load balancer in front of two app servers (docs/scaling.md). Their addresses are set, so
+# nothing needs the hosts' facts before the app servers' play.
+FLEET = (
+    "    app_servers:\n"
+    "      hosts:\n"
+    "        hk-does-not-exist-app1: {nginx_proxy_backend_address: 10.0.0.11}\n"
+    "        hk-does-not-exist-app2: {nginx_proxy_backend_address: 10.0.0.12}\n"
+    "    load_balancers:\n"
+    "      hosts:\n"
+    "        hk-does-not-exist-lb: {nginx_proxy_lb_address: 10.0.0.5}\n"
+)
+FLEET_HOSTS = ["hk-does-not-exist-app1", "hk-does-not-exist-app2", "hk-does-not-exist-lb"]
+
+FLEET_CASES = [
+    # TLS for every host: the app servers would redirect the load balancer's plain HTTP
+    (
+        "tls-on-app-servers-behind-a-load-balancer",
+        {
+            "nginx_proxy_tls_enabled": True,
+            "nginx_proxy_tls_certificate": "/etc/ssl/c.pem",
+            "nginx_proxy_tls_certificate_key": "/etc/ssl/k.pem",
+        },
+        FLEET,
+        "nginx_proxy_tls_enabled must be false on app servers behind",
+    ),
+    # A host under `all:` alone would be in no play: the run would do nothing and exit 0.
+    (
+        "no-app-servers",
+        {},
+        "    ungrouped: {hosts: {hk-does-not-exist-app1: {}}}\n",
+        "group app_servers is empty",
+    ),
+    (
+        "load-balancer-without-app-servers",
+        {},
+        "    app_servers: {hosts: {}}\n    load_balancers: {hosts: {hk-does-not-exist-lb: {}}}\n",
+        "app_servers is empty",
+    ),
+    # set on an app server, checked by the load balancer that renders it as well
+    (
+        "backend-port-out-of-range",
+        {},
+        FLEET.replace("10.0.0.12}", "10.0.0.12, nginx_proxy_backend_port: 70000}"),
+        "nginx_proxy_backend_port",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "extra", "groups", "named"), FLEET_CASES, ids=[c[0] for c in FLEET_CASES]
+)
+def test_bad_fleet_input_is_rejected_before_any_change(tmp_path, case, extra, groups, named):
+    result = run_harden(tmp_path, extra, groups)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: the run succeeded\n{output[-3000:]}"
+    assert "No such container" not in output, f"{case}: validation let it through\n{output[-3000:]}"
+    assert any(step in output for step in VALIDATION_STEPS)
+    # Without app servers, the inventory check on the control node is what fails.
+    no_app_servers = "app_servers:" not in groups or "app_servers: {hosts: {}}" in groups
+    hosts = ["localhost"] if no_app_servers else [h for h in FLEET_HOSTS if h in groups]
+    counts = [recap(output, host) for host in hosts]
+    assert all(c["changed"] == 0 for c in counts)
+    assert sum(c["failed"] for c in counts) >= 1
+    failed_block = output[output.index("fatal:") :] if "fatal:" in output else output
+    assert named in failed_block, f"{case}: no mention of {named}\n{failed_block[:3000]}"
+
+
+def test_good_fleet_input_passes_validation_and_reaches_the_hosts(tmp_path):
+    """The control case for the fleet: only app servers reach the host-touching plays'
+    first task; the load balancer is validated for Nginx alone."""
+    result = run_harden(tmp_path, {}, FLEET)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "No such container: hk-does-not-exist-app1" in output, output[-3000:]
+    assert all(recap(output, host)["changed"] == 0 for host in FLEET_HOSTS)
+    included = re.findall(r"included: hardenkit\.nodeapp\.(\w+) for ([^=]+?) =>", output)
+    lb_roles = {role for role, hosts in included if "hk-does-not-exist-lb" in hosts}
+    assert lb_roles == {"app", "nginx_proxy"}, included
+
+
+def test_unknown_load_balancer_address_stops_before_any_change(tmp_path):
+    """Facts give a load balancer's address; when it cannot be asked and its name is no IP
+    address, the app servers cannot trust it (Nginx's geo takes addresses only): the run
+    stops in the play that learns the addresses, before the app servers' play."""
+    groups = FLEET.replace("{nginx_proxy_lb_address: 10.0.0.5}", "{}")
+    result = run_harden(tmp_path, {}, groups)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "PLAY [Harden the app servers]" not in output, output[-3000:]
+    assert all(recap(output, host)["changed"] == 0 for host in FLEET_HOSTS)
+    failed_block = output[output.index("fatal:") :] if "fatal:" in output else output
+    assert "nginx_proxy_lb_address for hk-does-not-exist-lb" in failed_block, failed_block[:3000]
+
+
+def test_the_demo_inventory_without_its_container_says_make_demo(tmp_path):
+    """A bare `ansible-playbook harden.yml` uses the demo inventory (ansible.cfg); without
+    its container the run stops in validation with one line saying what to do."""
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_CACHE_PLUGIN": "memory",
+    }
+    extra = {
+        "hardenkit_demo_container": "hk-does-not-exist-demo",
+        "node_runtime_mirror": GOOD["node_runtime_mirror"],
+        "hardenkit_reports_dir": str(tmp_path / "reports"),
+    }
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "harden.yml", "-e", json.dumps(extra)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "The demo container hk-does-not-exist-demo is not running" in output, output[-3000:]
+    assert "run `make demo` to create it" in output
+    assert recap(output, "hardenkit-demo") == {"ok": 2, "changed": 0, "unreachable": 0, "failed": 1}
+    assert "Validate the input of each role" not in output  # stopped before any role ran

@@ -1,0 +1,76 @@
+"""The diagnose options' checks (module_utils/options.py): probes, thresholds, ports."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import (
+    DEFAULT_THRESHOLDS,
+)
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
+    OptionError,
+    merge_thresholds,
+    validate_port,
+    validate_probes,
+)
+
+# --- probes and other diagnose options ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("probes", "message"),
+    [
+        ([{"path": "api/health", "status": 200}], r"probes\[0\]\.path must be a string starting"),
+        (
+            [{"path": "/", "status": 200}, {"path": "/x", "status": 99}],
+            r"probes\[1\]\.status must be an HTTP status 100-599, got 99",
+        ),
+        ([{"path": "/", "status": 600}], r"probes\[0\]\.status must be an HTTP status"),
+        ([{"path": "/", "status": "ok"}], r"probes\[0\]\.status must be an integer"),
+        ([{"path": "/", "status": True}], r"probes\[0\]\.status must be an integer"),
+        ([{"path": "/", "status": 200.5}], r"probes\[0\]\.status must be an integer"),
+        ([{"path": "/", "stauts": 200}], r"probes\[0\] has unknown key\(s\) stauts"),
+        ([{"status": 200}], r"probes\[0\]\.path must be a string"),
+        ([{"path": "/a b"}], r"probes\[0\]\.path must not contain whitespace"),
+        (["/"], r"probes\[0\] must be a dict"),
+        ("/", r"probes must be a list"),
+    ],
+)
+def test_bad_probes_are_named(probes, message):
+    with pytest.raises(OptionError, match=message):
+        validate_probes(probes)
+
+
+def test_good_probes_normalised():
+    assert validate_probes([{"path": "/api/health"}, {"path": "/old", "status": "301"}]) == [
+        {"path": "/api/health", "status": 200},
+        {"path": "/old", "status": 301},
+    ]
+    assert validate_probes(None) == [{"path": "/", "status": 200}]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"memory_warn": 80}, r"thresholds\.memory_warn is not a known threshold"),
+        ({"memory_warn_pct": "high"}, r"thresholds\.memory_warn_pct must be a number"),
+        ({"disk_warn_pct": 0}, r"thresholds\.disk_warn_pct must be > 0"),
+        ({"disk_crit_pct": 120}, r"thresholds\.disk_crit_pct must be <= 100"),
+        ({"memory_warn_pct": 96}, r"thresholds\.memory_warn_pct \(96\) must not exceed"),
+        ({"load_crit_per_cpu": 1.0}, r"must not exceed thresholds\.load_crit_per_cpu"),
+    ],
+)
+def test_bad_thresholds_are_named(given, message):
+    with pytest.raises(OptionError, match=message):
+        merge_thresholds(given)
+
+
+def test_thresholds_merge_over_defaults():
+    merged = merge_thresholds({"memory_warn_pct": "80", "crash_loop_restarts": 3})
+    assert merged == {**DEFAULT_THRESHOLDS, "memory_warn_pct": 80.0, "crash_loop_restarts": 3.0}
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1, "http"])
+def test_bad_port(port):
+    with pytest.raises(OptionError, match="app_port"):
+        validate_port(port, "app_port")

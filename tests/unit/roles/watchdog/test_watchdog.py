@@ -1,0 +1,264 @@
+"""The watchdog's policy (decide) and its probe, against a real local HTTP server."""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[4] / "roles/watchdog/files/hardenkit-watchdog.py"
+_spec = importlib.util.spec_from_file_location("hardenkit_watchdog", SCRIPT)
+wd = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = wd  # dataclasses look their module up
+_spec.loader.exec_module(wd)
+
+CFG = {
+    "failures_before_action": 3,
+    "max_actions": 3,
+    "action_window": 3600,
+    "health_path": "/api/health",
+}
+OK = wd.Probe(True, "200 in 3 ms")
+DOWN = wd.Probe(False, "no answer within 5 s")
+
+
+def run(state, direct, upstream=OK, now=1000.0, cfg=CFG):
+    action, _reason, logs = wd.decide(state, direct, upstream, now, cfg)
+    return action, logs
+
+
+def test_healthy_does_nothing_and_logs_nothing():
+    state = {}
+    assert run(state, OK) == (None, [])
+    assert state["failures"] == 0
+
+
+def test_reload_after_threshold_then_restart_if_still_failing():
+    state, actions = {}, []
+    for i in range(6):
+        actions.append(run(state, DOWN, DOWN, now=1000 + 10 * i)[0])
+    assert actions == [None, None, "reload", None, None, "restart"]
+    assert [a["action"] for a in state["actions"]] == ["reload", "restart"]
+    assert "3 failed probe(s) in a row of /api/health" in state["actions"][0]["reason"]
+    assert "direct no answer within 5 s" in state["actions"][0]["reason"]
+
+
+def test_recovery_resets_the_episode_and_is_reported():
+    state = {}
+    for i in range(3):
+        run(state, DOWN, now=1000 + i)
+    action, logs = run(state, OK, now=1010)
+    assert action == "recovered"
+    assert "healthy again" in logs[0][1]
+    # a new episode starts with a reload again, not a restart
+    for i in range(3):
+        action, _ = run(state, DOWN, now=1100 + i)
+    assert action == "reload"
+
+
+def test_bounded_actions_per_window_hold_off_once():
+    state = {}
+    seen = [run(state, DOWN, now=1000 + i)[0] for i in range(15)]
+    assert seen.count("reload") + seen.count("restart") == 3
+    assert seen.count("hold") == 1  # logged and alerted once, not every run
+    hold_logs = run({**state, "held": False}, DOWN, now=1020)[1]
+    assert any("holding off" in m for _, m in hold_logs)
+
+
+def test_window_expiry_allows_actions_again():
+    state = {}
+    for i in range(15):
+        run(state, DOWN, now=1000 + i)
+    later = 1000 + CFG["action_window"] + 20
+    actions = [run(state, DOWN, now=later + i)[0] for i in range(3)]
+    # still the same failing episode: the first run past the window restarts at once
+    assert actions == ["restart", None, None]
+
+
+def test_l3_only_the_nginx_path_failing_reloads_nginx():
+    state = {}
+    actions = [run(state, OK, DOWN, now=1000 + i)[0] for i in range(3)]
+    assert actions == [None, None, "reload-nginx"]
+
+
+def test_a_change_of_failure_kind_starts_counting_again():
+    state = {}
+    run(state, OK, DOWN)
+    run(state, OK, DOWN)
+    assert run(state, DOWN, DOWN)[0] is None  # app failing now: count starts at 1
+    assert state["failures"] == 1 and state["kind"] == "app"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(2)
+        status = {"/ok": 200, "/slow": 200, "/bad": 500, "/moved": 301}[self.path]
+        self.send_response(status)
+        if status == 301:
+            self.send_header("Location", "/ok")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_probe_statuses_and_timeouts(server):
+    assert wd.probe(f"{server}/ok", 200, 2).ok
+    bad = wd.probe(f"{server}/bad", 200, 2)
+    assert not bad.ok and bad.detail.startswith("500 (expected 200)")
+    moved = wd.probe(f"{server}/moved", 200, 2)  # redirects are not followed
+    assert not moved.ok and moved.detail.startswith("301")
+    slow = wd.probe(f"{server}/slow", 200, 0.5)
+    assert not slow.ok and "no answer within 0.5 s" in slow.detail
+
+
+def test_probe_connection_refused():
+    down = wd.probe("http://127.0.0.1:9/", 200, 1)
+    assert not down.ok
+    assert "refused" in down.detail.lower()
+
+
+# --- L3: the Nginx action is a reload, never a restart of a running Nginx -----------------
+
+
+@pytest.fixture
+def fake_systemctl(tmp_path, monkeypatch):
+    """A ``systemctl`` on PATH that records its arguments, one call per line."""
+    calls = tmp_path / "calls"
+    exe = tmp_path / "bin" / "systemctl"
+    exe.parent.mkdir()
+    exe.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{exe.parent}:/usr/bin:/bin")
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        ("reload", "reload pm2-workbot"),
+        ("restart", "restart pm2-workbot"),
+        ("reload-nginx", "reload-or-restart nginx"),
+    ],
+)
+def test_l3_actions_call_systemctl(fake_systemctl, action, expected):
+    assert wd.act(action, {"pm2_service": "pm2-workbot"}) == (0, "")
+    assert fake_systemctl.read_text().splitlines() == [expected]
+
+
+# --- M7: the webhook ------------------------------------------------------------------------
+
+TOKEN = "s3cr3t-webhook-token"
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Records each request (method, path, headers); answers ``server.answer``."""
+
+    def _record(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.seen.append(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+        )
+        status, location = self.server.answer
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _record
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recorder():
+    """Start recording servers on 127.0.0.1: ``start(status, location)``."""
+    servers = []
+
+    def start(status=200, location=None):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+        srv.seen, srv.answer = [], (status, location)
+        srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def webhook_cfg(url, **more):
+    return {
+        "webhook_url": url,
+        "webhook_headers": {"X-Webhook-Token": TOKEN},
+        "webhook_timeout": 2,
+        "webhook_allow_http": True,
+        **more,
+    }
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_m7_alert_never_follows_a_redirect(recorder, capsys, status):
+    elsewhere = recorder()
+    hook = recorder(status, f"{elsewhere.url}/collect")
+    wd.alert(webhook_cfg(f"{hook.url}/hook"), {"event": "reload"})
+    # the webhook got the POST with its token; the host it redirects to got nothing
+    assert [(r["method"], r["path"]) for r in hook.seen] == [("POST", "/hook")]
+    assert hook.seen[0]["headers"]["X-Webhook-Token"] == TOKEN
+    assert elsewhere.seen == []
+    out = capsys.readouterr().out
+    assert f"alert not sent: the webhook answered {status}, a redirect (not followed)" in out
+    assert TOKEN not in out and "/hook" not in out
+
+
+def test_m7_alert_sent(recorder, capsys):
+    hook = recorder(204)
+    wd.alert(webhook_cfg(f"{hook.url}/hook"), {"event": "reload", "app": "workbot"})
+    (req,) = hook.seen
+    assert req["method"] == "POST" and req["headers"]["X-Webhook-Token"] == TOKEN
+    assert json.loads(req["body"]) == {"event": "reload", "app": "workbot"}
+    assert "alert sent (204)" in capsys.readouterr().out
+
+
+def test_m7_alert_refuses_plain_http_unless_allowed(recorder, capsys):
+    hook = recorder(200)
+    wd.alert(webhook_cfg(f"{hook.url}/hook", webhook_allow_http=False), {"event": "reload"})
+    assert hook.seen == []
+    out = capsys.readouterr().out
+    assert "alert not sent: the webhook URL is not https" in out
+    assert TOKEN not in out and hook.url not in out
+
+
+def test_m7_alert_failures_never_log_the_url_or_token(recorder, capsys):
+    hook = recorder(500)
+    wd.alert(webhook_cfg(f"{hook.url}/T0/B0/{TOKEN}"), {"event": "reload"})
+    # a header value with a newline: http.client refuses it, quoting the value
+    wd.alert(
+        webhook_cfg(f"{hook.url}/hook", webhook_headers={"X-Webhook-Token": f"{TOKEN}\nX: y"}),
+        {"event": "reload"},
+    )
+    out = capsys.readouterr().out
+    assert "alert not sent: the webhook answered 500" in out
+    assert "alert not sent: ValueError" in out
+    assert TOKEN not in out

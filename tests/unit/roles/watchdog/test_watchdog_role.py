@@ -1,0 +1,123 @@
+"""The watchdog role: its unit's sandbox, its settings task's secrecy, its input checks.
+
+- L3: the service unit, rendered with Ansible's Templar from the role's defaults and vars,
+  keeps what the watchdog needs and reaches other hosts only when configured to.
+- M7: the settings tell the script whether plain http is allowed.
+- M9: the settings task never logs or diffs, whatever the headers.
+
+What real programs check (``systemd-analyze security``, ``ansible-playbook``):
+tests/integration/roles/watchdog/test_watchdog_role.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+
+from tests.hk_testlib import trusted
+
+ROOT = Path(__file__).resolve().parents[4]
+ROLE = ROOT / "roles" / "watchdog"
+SECRET_URL = "https://hooks.slack.com/services/T0/B0/SlackSecretToken123"
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def render(template: str, **given: Any) -> str:
+    """``templates/<template>`` as the role writes it (trim_blocks on, lstrip_blocks off)."""
+    variables = {
+        **trusted(load(ROOT / "roles" / "app" / "defaults" / "main.yml")),
+        **trusted(load(ROLE / "defaults" / "main.yml")),
+        "app_name": "workbot",
+        "ansible_managed": "Ansible managed",
+        **given,
+        **trusted(load(ROLE / "vars" / "main.yml")),
+    }
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(
+        trust_as_template((ROLE / "templates" / template).read_text(encoding="utf-8")),
+        escape_backslashes=False,
+        overrides={"trim_blocks": True, "lstrip_blocks": False},
+    )
+
+
+# --- L3: the unit's sandbox ----------------------------------------------------------------
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_l3_unit_keeps_what_the_watchdog_needs():
+    unit = unit_settings(render("watchdog.service.j2"))
+    assert unit["ExecStart"] == [
+        "/usr/bin/python3 /usr/local/lib/hardenkit/hardenkit-watchdog.py "
+        "/etc/hardenkit/watchdog/workbot.json"
+    ]
+    assert "User" not in unit  # root: systemd authorises unit actions by uid 0
+    assert unit["CapabilityBoundingSet"] == [""]
+    assert unit["ProtectSystem"] == ["strict"]
+    # the state file's directory, and nothing else, is written
+    assert unit["ReadWritePaths"] == ["/var/lib/hardenkit/watchdog"]
+    # systemctl (AF_UNIX to systemd and D-Bus), the probes and the webhook
+    assert unit["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
+    assert "PrivateNetwork" not in unit and "PrivateUsers" not in unit
+    assert unit["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    # No webhook and the probes on loopback: loopback only.
+    assert unit["IPAddressDeny"] == ["any"] and unit["IPAddressAllow"] == ["localhost"]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"watchdog_webhook_url": SECRET_URL},
+        {"watchdog_upstream_url": "https://www.example.com/health"},
+    ],
+    ids=["webhook", "remote-upstream"],
+)
+def test_l3_unit_reaches_other_hosts_only_when_configured_to(given):
+    unit = unit_settings(render("watchdog.service.j2", **given))
+    assert "IPAddressDeny" not in unit and "IPAddressAllow" not in unit
+
+
+def test_l3_description_escapes_systemd_specifiers():
+    unit = unit_settings(render("watchdog.service.j2", watchdog_health_path="/health%3Fx"))
+    assert "probe /health%%3Fx," in unit["Description"][0]
+
+
+# --- M7: the settings tell the script whether plain http is allowed ------------------------
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_m7_settings_carry_the_http_switch(allow):
+    given = {"watchdog_webhook_url": SECRET_URL}
+    if allow:
+        given["watchdog_webhook_allow_http"] = True
+    settings = json.loads(render("watchdog.json.j2", **given))
+    assert settings["webhook_allow_http"] is allow
+    assert settings["webhook_url"] == SECRET_URL
+
+
+# --- M9: the settings never reach the output -----------------------------------------------
+
+
+def test_m9_settings_task_is_always_no_log_and_no_diff():
+    tasks = yaml.safe_load((ROLE / "tasks" / "install.yml").read_text(encoding="utf-8"))
+    (task,) = [
+        t for t in tasks if t.get("ansible.builtin.template", {}).get("src") == "watchdog.json.j2"
+    ]
+    assert task["no_log"] is True
+    assert task["diff"] is False
