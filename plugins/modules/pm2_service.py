@@ -35,6 +35,7 @@ author:
   - hardenkit developers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - hardenkit.nodeapp.probe
 attributes:
   check_mode:
     support: full
@@ -81,39 +82,17 @@ options:
         when a directory leading to it is missing (no release yet) nothing is checked.
     type: path
     required: true
+  # port, probes, listen_timeout, retries, delay and timeout: the doc fragment
+  # hardenkit.nodeapp.probe (ARGUMENT_SPEC's probe_spec()); the keys below replace its own.
   port:
     description: The port the app listens on, on C(127.0.0.1).
-    type: int
-    required: true
   probes:
     description: The paths and the status each must answer after an action.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      path:
-        description: The path, from C(/).
-        type: str
-        required: true
-      status:
-        description: The status it must answer.
-        type: int
-        default: 200
   listen_timeout:
     description: Seconds to wait for O(port) to accept connections; 0 does not wait.
-    type: float
-    default: 0
   retries:
-    description: How many more times a failing probe is tried.
-    type: int
     default: 5
-  delay:
-    description: Seconds between tries.
-    type: float
-    default: 1
   timeout:
-    description: Seconds each request waits for an answer.
-    type: float
     default: 5
   settle:
     description:

@@ -19,45 +19,15 @@ description:
     on a failure it returns the end of that unit's journal since the start, masked. Not
     run in check mode.
   - Otherwise read-only. Fails naming each path that did not answer as expected.
+extends_documentation_fragment:
+  - hardenkit.nodeapp.probe
 options:
+  # port, probes, listen_timeout, retries, delay and timeout: the doc fragment
+  # hardenkit.nodeapp.probe (ARGUMENT_SPEC's probe_spec()).
   host:
     description: The address to connect to, on the host itself.
     type: str
     default: 127.0.0.1
-  port:
-    description: The port.
-    type: int
-    required: true
-  probes:
-    description: The paths and the status each must answer; empty only waits for the port.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      path:
-        description: The path, from C(/).
-        type: str
-        required: true
-      status:
-        description: The status it must answer.
-        type: int
-        default: 200
-  listen_timeout:
-    description: Seconds to wait for the port to accept connections; 0 does not wait.
-    type: float
-    default: 0
-  retries:
-    description: How many more times a failing probe is tried.
-    type: int
-    default: 0
-  delay:
-    description: Seconds between tries.
-    type: float
-    default: 1
-  timeout:
-    description: Seconds each request waits for an answer.
-    type: float
-    default: 15
   start:
     description:
       - A command that starts what is to be probed and returns (C(systemd-run) without
