@@ -94,3 +94,33 @@ def drift(wanted: list[Mapping[str, Any]]) -> dict[str, list[str]]:
         if found:
             reasons.setdefault(want["path"], []).extend(found)
     return reasons
+
+
+def account_reasons(want: Mapping[str, Any]) -> list[str]:
+    """What differs between a system account and ``want`` (``name``; ``group``,
+    ``comment``, ``home``, ``shell`` compared when given): ``missing``, or the fields that
+    differ. ``group`` is the primary group's name."""
+    try:
+        found = pwd.getpwnam(str(want["name"]))
+    except KeyError:
+        return ["missing"]
+    out = []
+    if want.get("group") is not None and found.pw_gid != _id_of(
+        str(want["group"]), grp.getgrnam, "gr_gid"
+    ):
+        out.append("group")
+    for key, attr in (("comment", "pw_gecos"), ("home", "pw_dir"), ("shell", "pw_shell")):
+        if want.get(key) is not None and getattr(found, attr) != str(want[key]):
+            out.append(key)
+    return out
+
+
+def groups_missing(names: list[str]) -> list[str]:
+    """The group names the host does not know, in the order given."""
+    out = []
+    for name in names:
+        try:
+            grp.getgrnam(str(name))
+        except KeyError:
+            out.append(str(name))
+    return out

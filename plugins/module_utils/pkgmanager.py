@@ -395,3 +395,38 @@ def check_integrity(
                 f'package.json "packageManager" hash check failed: expected {hash_algo} '
                 f"{_short(hash_hex.lower())}, got {_short(got)}"
             )
+
+
+def host_files(pm: Mapping[str, object], pm_dir: str, node_bin: str) -> list[dict[str, str]]:
+    """What installing the package manager ``pm`` (``detect``'s result, with ``archive``,
+    ``archive_sha1`` and ``commands``) under ``pm_dir`` puts on the host, one entry each for
+    ``hardenkit.nodeapp.drift`` and the role's write tasks: its two directories, the
+    tarball (``archive``: the control node's copy, ``sha1`` its digest), one file the
+    unpacked tarball holds (``unpacked``: only its presence is compared), and a wrapper per
+    command (``content``), which runs the command's file with ``node_bin`` (bun's is a
+    native executable, run as it is)."""
+    commands = pm.get("commands") or {}
+    if not isinstance(commands, Mapping) or not commands:
+        raise ValueError("the package manager has no commands")
+    root = {"owner": "root", "group": "root"}
+    bin_dir = f"{pm_dir}/path"
+    tarball = f"{pm_dir}/package.tgz"
+    runner = "" if pm.get("native") else f"{node_bin} "
+    files = [
+        {"path": pm_dir, "state": "directory", "mode": "0755", **root},
+        {"path": bin_dir, "state": "directory", "mode": "0755", **root},
+        {"path": tarball, "archive": str(pm.get("archive") or ""), "mode": "0644", **root},
+        {"path": f"{pm_dir}/{next(iter(commands.values()))}", "unpacked": tarball},
+    ]
+    if pm.get("archive_sha1"):
+        files[2]["sha1"] = str(pm["archive_sha1"])
+    for cmd, entry in commands.items():
+        files.append(
+            {
+                "path": f"{bin_dir}/{cmd}",
+                "content": f'#!/bin/sh\nexec {runner}{pm_dir}/{entry} "$@"\n',
+                "mode": "0755",
+                **root,
+            }
+        )
+    return files

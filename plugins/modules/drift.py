@@ -18,8 +18,9 @@ description:
   - Read-only. It changes nothing, always returns C(changed=false) and runs the same in
     check mode, so check mode still reports exactly what a run would change.
   - Content is compared by SHA-1, which the control node computes from what the task would
-    write (C(lookup('ansible.builtin.template', ...) | hash('sha1'))). A wrong hash only
-    makes the role run its task, which then finds nothing to change.
+    write (O(paths[].template), O(paths[].file), O(paths[].content)). A wrong hash only
+    makes the role run its task, which then finds nothing to change. Other keys of an entry
+    (such as C(validate), for the role's write task) stay on the control node.
   - A mode that is not octal (C(u=rwx)), an owner or group unknown on the host, or an
     unreadable file count as drift, so the task decides.
 author:
@@ -66,6 +67,24 @@ options:
       src:
         description: The wanted target of a link.
         type: str
+      template:
+        description:
+          - A template of the role that writes the file. The action plugin renders it on the
+            control node, as C(lookup('ansible.builtin.template')) does, and compares its
+            SHA-1; only the digest reaches the host. One of O(paths[].template),
+            O(paths[].file), O(paths[].content) and O(paths[].sha1) at most.
+          - So an entry states a file once (path, template, owner, group, mode) for both
+            this check and the task that writes it.
+        type: str
+      template_vars:
+        description: Variables of O(paths[].template) alone, as the template lookup takes them.
+        type: dict
+      file:
+        description: A file of the role that is copied there, compared by SHA-1 likewise.
+        type: str
+      content:
+        description: The file's wanted text, compared by SHA-1 likewise.
+        type: str
   units:
     description:
       - systemd units the role wants started and enabled at boot, read with
@@ -77,6 +96,35 @@ options:
     type: list
     elements: str
     default: []
+  users:
+    description:
+      - System accounts the role wants, compared with the host's user database; the role's
+        C(user) task then runs only for a name returned in RV(users_drift).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The user name.
+        type: str
+        required: true
+      group:
+        description: The primary group's name; not compared when omitted.
+        type: str
+      comment:
+        description: The GECOS field; not compared when omitted.
+        type: str
+      home:
+        description: The home directory; not compared when omitted.
+        type: str
+      shell:
+        description: The login shell; not compared when omitted.
+        type: str
+  groups:
+    description: Group names the role wants; the missing ones are returned in RV(groups_drift).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -85,10 +133,10 @@ EXAMPLES = r"""
     paths:
       - {path: /etc/hardenkit/watchdog, state: directory, owner: root, group: root, mode: "0700"}
       - path: /etc/hardenkit/watchdog/watchdog.json
+        template: watchdog.json.j2
         owner: root
         group: root
         mode: "0600"
-        sha1: "{{ lookup('ansible.builtin.template', 'watchdog.json.j2') | hash('sha1') }}"
   register: watchdog_drift
 
 - name: Write the watchdog's settings
@@ -116,6 +164,21 @@ units_drift:
   returned: success
   type: list
   elements: str
+users_drift:
+  description: The users of O(users) that are missing or differ, in the order given.
+  returned: success
+  type: list
+  elements: str
+user_reasons:
+  description: Per drifted user, what differs (C(missing), C(group), C(comment), C(home), C(shell)).
+  returned: success
+  type: dict
+  sample: {workbot: [shell]}
+groups_drift:
+  description: The groups of O(groups) the host does not know, in the order given.
+  returned: success
+  type: list
+  elements: str
 unit_reasons:
   description: Per drifted unit, what differs (C(inactive), C(disabled)), with systemctl's word.
   returned: success
@@ -127,10 +190,27 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hardenkit.nodeapp.plugins.module_utils.fsdrift import drift
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.fsdrift import (
+    account_reasons,
+    drift,
+    groups_missing,
+)
 
 ARGUMENT_SPEC = {
     "units": {"type": "list", "elements": "str", "default": []},
+    "groups": {"type": "list", "elements": "str", "default": []},
+    "users": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "name": {"type": "str", "required": True},
+            "group": {"type": "str"},
+            "comment": {"type": "str"},
+            "home": {"type": "str"},
+            "shell": {"type": "str"},
+        },
+    },
     "paths": {
         "type": "list",
         "elements": "dict",
@@ -161,6 +241,11 @@ def main() -> None:
         reasons = drift(module.params["paths"])
     except OSError as exc:  # a link that vanished between lstat and readlink
         module.fail_json(msg=f"drift could not read the host: {exc}")
+    user_reasons = {}
+    for want in module.params["users"]:
+        found = account_reasons(want)
+        if found:
+            user_reasons[want["name"]] = found
     unit_reasons = {}
     if module.params["units"]:
         systemctl = module.get_bin_path("systemctl")
@@ -181,6 +266,9 @@ def main() -> None:
         reasons=reasons,
         units_drift=list(unit_reasons),
         unit_reasons=unit_reasons,
+        users_drift=list(user_reasons),
+        user_reasons=user_reasons,
+        groups_drift=groups_missing(module.params["groups"]),
     )
 
 

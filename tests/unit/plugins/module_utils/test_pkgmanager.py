@@ -11,6 +11,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pkgmanager impor
     check_integrity,
     detect,
     entry_point,
+    host_files,
     parse_package_manager,
     pm_hashed_file,
     registry_package,
@@ -448,3 +449,49 @@ def test_an_integrity_without_a_usable_hash_is_an_error(integrity):
 def test_half_a_packagemanager_hash_is_an_error():
     with pytest.raises(ValueError, match="hash is incomplete or unknown"):
         check_integrity(TARBALL, SRI, "sha512", None)
+
+
+PNPM = {
+    "archive": "/home/me/.cache/hardenkit/pnpm-9.15.0.tgz",
+    "archive_sha1": "0" * 40,
+    "commands": {"pnpm": "bin/pnpm.cjs", "pnpx": "bin/pnpx.cjs"},
+    "native": False,
+}
+DIR = "/opt/hardenkit/pm/pnpm-9.15.0"
+
+
+def test_pnpm_directories_tarball_unpacked_file_and_wrappers():
+    files = host_files(PNPM, DIR, "/usr/local/bin/node")
+    assert [f["path"] for f in files] == [
+        DIR,
+        f"{DIR}/path",
+        f"{DIR}/package.tgz",
+        f"{DIR}/bin/pnpm.cjs",
+        f"{DIR}/path/pnpm",
+        f"{DIR}/path/pnpx",
+    ]
+    assert files[2] == {
+        "path": f"{DIR}/package.tgz",
+        "archive": PNPM["archive"],
+        "sha1": "0" * 40,
+        "owner": "root",
+        "group": "root",
+        "mode": "0644",
+    }
+    # Only looked for: no owner, mode or content compared.
+    assert files[3] == {"path": f"{DIR}/bin/pnpm.cjs", "unpacked": f"{DIR}/package.tgz"}
+    assert files[4]["content"] == f'#!/bin/sh\nexec /usr/local/bin/node {DIR}/bin/pnpm.cjs "$@"\n'
+    assert {(f["owner"], f["mode"]) for f in files[4:]} == {("root", "0755")}
+    assert all(f["state"] == "directory" for f in files[:2])
+
+
+def test_a_native_manager_runs_its_own_file_and_a_missing_digest_is_not_compared():
+    bun = {"archive": "/c/bun.tgz", "commands": {"bun": "bin/bun"}, "native": True}
+    files = host_files(bun, "/opt/hardenkit/pm/bun-1.4.5", "/usr/bin/node")
+    assert "sha1" not in files[2]
+    assert files[-1]["content"] == '#!/bin/sh\nexec /opt/hardenkit/pm/bun-1.4.5/bin/bun "$@"\n'
+
+
+def test_a_manager_without_commands_is_refused():
+    with pytest.raises(ValueError, match="no commands"):
+        host_files({"archive": "/c/x.tgz", "commands": {}}, DIR, "/usr/bin/node")

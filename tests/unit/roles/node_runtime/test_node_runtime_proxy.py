@@ -94,8 +94,11 @@ def test_l2_proxy_credentials_never_in_a_task_environment(setting):
                 assert env["npm_config_userconfig"] == "/etc/hardenkit/node_runtime/npmrc"
     assert seen >= 2
     # behind a proxy with credentials, pnpm comes through the file-reading download
+    # (the condition on the proxy; the other, that pnpm is not unpacked yet, is the same)
     downloads = {
-        task["name"]: t.template(trust_as_template("{{ " + task["when"] + " }}"))
+        task["name"]: t.template(
+            trust_as_template("{{ " + next(w for w in task["when"] if "proxy" in w) + " }}")
+        )
         for task in tasks("pnpm.yml")
         if task["name"].startswith("Download pnpm")
     }
@@ -115,13 +118,28 @@ def test_l2_a_proxy_without_credentials_stays_in_the_environment():
 
 def test_l2_files_with_credentials_are_root_only_and_never_diffed():
     by_name = {t["name"]: t for t in tasks("network.yml")}
-    for name in ("Configure the apt proxy", "Write the proxy settings for pnpm"):
-        task = by_name[name]
-        args = task["ansible.builtin.template"]
-        assert (args["mode"], args["owner"], args["group"]) == ("0600", "root", "root"), name
-        assert task["diff"] is False, name
-    directory = by_name["Create the directory of root-only settings"]["ansible.builtin.file"]
-    assert directory["mode"] == "0700"
+    # Each file is stated once (vars/main.yml), and the tasks write what the entry says.
+    write = by_name["Write the proxy settings for apt, pnpm and git"]
+    assert write["diff"] is False
+    args = write["ansible.builtin.template"]
+    assert (args["mode"], args["owner"], args["group"]) == (
+        "{{ item.mode }}",
+        "{{ item.owner }}",
+        "{{ item.group }}",
+    )
+    t = templar(node_runtime_http_proxy=PROXY, node_runtime_https_proxy=PROXY)
+    wanted = t.template(trust_as_template("{{ __node_runtime_proxy_files }}"))
+    files = {Path(f["path"]).name: f for f in wanted}
+    for name in ("80hardenkit-proxy", "npmrc", "gitconfig"):
+        assert (files[name]["mode"], files[name]["owner"], files[name]["group"]) == (
+            "0600",
+            "root",
+            "root",
+        ), name
+    assert files["node_runtime"]["state"] == "directory" and files["node_runtime"]["mode"] == "0700"
+    # Not even the files' digests reach the log.
+    drift = by_name["Read what differs from the proxy settings"]
+    assert t.template(trust_as_template(drift["no_log"])) is True
     # what they hold
     t = templar(node_runtime_http_proxy=PROXY, node_runtime_https_proxy=PROXY)
     for name in ("apt-proxy.conf.j2", "proxy.npmrc.j2"):

@@ -116,8 +116,12 @@ def test_m7_settings_carry_the_http_switch(allow):
 
 def test_m9_settings_task_is_always_no_log_and_no_diff():
     tasks = yaml.safe_load((ROLE / "tasks" / "install.yml").read_text(encoding="utf-8"))
-    (task,) = [
-        t for t in tasks if t.get("ansible.builtin.template", {}).get("src") == "watchdog.json.j2"
-    ]
+    # The settings are the watchdog's file marked secret (vars/main.yml), and the one task
+    # that writes secret files hides them.
+    wanted = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))
+    (entry,) = [f for f in wanted["__watchdog_files"] if f.get("secret")]
+    assert entry["template"] == "watchdog.json.j2"
+    (task,) = [t for t in tasks if "selectattr('secret', 'defined')" in str(t.get("loop", ""))]
+    assert task["ansible.builtin.template"]["src"] == "{{ item.template }}"
     assert task["no_log"] is True
     assert task["diff"] is False
