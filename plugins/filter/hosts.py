@@ -1,7 +1,11 @@
 """Which hosts the kit runs on: Debian 12 (bookworm) and 13 (trixie), the releases its
-package names, unit settings and tests are made for."""
+package names, unit settings and tests are made for (``host_refusal``); and the addresses
+one tier of hosts uses for the other (``peer_addresses``)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 SUPPORTED = {"12": "bookworm", "13": "trixie"}
 
@@ -25,6 +29,44 @@ def host_refusal(facts) -> str:
     )
 
 
+def _given(value: Any) -> Any:
+    """A setting counts when it is set and not empty (Jinja's ``default('', true)``)."""
+    return value if value not in (None, "", 0) else None
+
+
+def peer_addresses(
+    hosts: Iterable[str],
+    hostvars: Mapping[str, Any],
+    address_var: str,
+    port_vars: Iterable[str] = (),
+    default_port: int = 80,
+) -> list[dict[str, Any]]:
+    """One ``{host, address}`` per host, in the order given: its ``address_var`` setting,
+    else its default IPv4 address from its facts, else its ``ansible_host``, else its name.
+    With ``port_vars``, also ``port``, the first of those settings the host gives, else
+    ``default_port``, and an IPv6 address in brackets (as an Nginx ``server`` takes it)."""
+    port_vars = list(port_vars)
+    out = []
+    for host in hosts:
+        hv = hostvars[host]
+        facts = hv.get("ansible_facts") or {}
+        ipv4 = (facts.get("default_ipv4") or {}) if isinstance(facts, Mapping) else {}
+        address = str(
+            _given(hv.get(address_var))
+            or _given(ipv4.get("address") if isinstance(ipv4, Mapping) else None)
+            or _given(hv.get("ansible_host"))
+            or host
+        )
+        entry: dict[str, Any] = {"host": host, "address": address}
+        if port_vars:
+            ports = [int(hv.get(v) or 0) for v in port_vars]
+            entry["port"] = next((p for p in ports if p), int(default_port))
+            if ":" in address:
+                entry["address"] = f"[{address}]"
+        out.append(entry)
+    return out
+
+
 class FilterModule:
     def filters(self):
-        return {"host_refusal": host_refusal}
+        return {"host_refusal": host_refusal, "peer_addresses": peer_addresses}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.hardenkit.nodeapp.plugins.filter.hosts import host_refusal
+from ansible_collections.hardenkit.nodeapp.plugins.filter.hosts import host_refusal, peer_addresses
 
 
 def facts(name: str, major: str, version: str, release: str) -> dict:
@@ -52,3 +52,41 @@ def test_other_systems_are_refused_naming_what_was_found(host, named):
 
 def test_a_debian_12_that_calls_itself_another_codename_is_refused():
     assert host_refusal(facts("Debian", "12", "12.12", "trixie")) != ""
+
+
+# --- peer_addresses: one tier's addresses for the other ------------------------------------
+
+HOSTVARS = {
+    "app-1": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.11"}}},
+    "app-2": {"nginx_proxy_backend_address": "fd00::12", "nginx_proxy_listen_port": 8080},
+    "app-3": {
+        "ansible_host": "app-3.internal",
+        "nginx_proxy_backend_port": 81,
+        "nginx_proxy_listen_port": 8080,
+        "ansible_facts": {},
+    },
+    "app-4": {"nginx_proxy_backend_address": "", "ansible_host": ""},
+}
+
+
+def test_peer_addresses_in_order_with_ports_and_ipv6_in_brackets():
+    assert peer_addresses(
+        ["app-1", "app-2", "app-3", "app-4"],
+        HOSTVARS,
+        "nginx_proxy_backend_address",
+        ["nginx_proxy_backend_port", "nginx_proxy_listen_port"],
+        80,
+    ) == [
+        {"host": "app-1", "address": "10.0.0.11", "port": 80},
+        {"host": "app-2", "address": "[fd00::12]", "port": 8080},
+        {"host": "app-3", "address": "app-3.internal", "port": 81},
+        {"host": "app-4", "address": "app-4", "port": 80},
+    ]
+
+
+def test_peer_addresses_without_ports_keeps_an_ipv6_address_bare():
+    hostvars = {"lb-1": {"nginx_proxy_lb_address": "fd00::1"}, "lb-2": {}}
+    assert peer_addresses(["lb-1", "lb-2"], hostvars, "nginx_proxy_lb_address") == [
+        {"host": "lb-1", "address": "fd00::1"},
+        {"host": "lb-2", "address": "lb-2"},
+    ]
