@@ -1,10 +1,15 @@
 """Settings a role does not know: a typo such as pm2_instance is silently ignored by
-Ansible, and the run goes on with the default the user meant to change."""
+Ansible, and the run goes on with the default the user meant to change
+(``unknown_settings``); and what is wrong with each of ``app_probes`` (``probe_errors``)."""
 
 from __future__ import annotations
 
 import difflib
+import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -46,6 +51,40 @@ def unknown_settings(names, allowed=(), roles: Path = ROLES) -> list[dict[str, s
     return out
 
 
+def _as_int(value: Any) -> int:
+    """Jinja's ``int`` filter: 0 for what is not a number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return 0
+
+
+def probe_errors(probes: Any, path_pattern: str) -> list[str]:
+    """One message per entry of ``probes`` (app_probes) that is not ``{path, status}`` with a
+    path matching ``path_pattern`` and a status from 100 to 599, naming its index. A value
+    that is not a list gives none: the type check says so."""
+    if isinstance(probes, (str, bytes, Mapping)) or not isinstance(probes, (list, tuple)):
+        return []
+    out = []
+    for index, probe in enumerate(probes):
+        path = probe.get("path") if isinstance(probe, Mapping) else None
+        status = _as_int(probe.get("status", 0)) if isinstance(probe, Mapping) else 0
+        if isinstance(path, str) and re.match(path_pattern, path) and 100 <= status <= 599:
+            continue
+        try:
+            got = json.dumps(probe)
+        except (TypeError, ValueError):
+            got = repr(probe)
+        out.append(
+            f"app_probes[{index}] must be {{path: /..., status: 100-599}}, the path without"
+            f" spaces, control characters, quotes, backslashes or ;{{}} (got {got})"
+        )
+    return out
+
+
 class FilterModule:
     def filters(self):
-        return {"unknown_settings": unknown_settings}
+        return {"unknown_settings": unknown_settings, "probe_errors": probe_errors}
