@@ -18,9 +18,12 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import lookup_loader
 
+from ansible_collections.hardenkit.nodeapp.plugins.modules.drift import ARGUMENT_SPEC
+
 MODULE = "hardenkit.nodeapp.drift"
-# What the module compares; the rest of an entry is for the role's write task.
-_COMPARED = ("path", "state", "owner", "group", "mode", "sha1", "src")
+# What the module compares (its options for an entry); the rest of an entry is for the
+# role's write task.
+_COMPARED = tuple(ARGUMENT_SPEC["paths"]["options"])
 # What writes a file, from which its SHA-1 is computed here.
 _SOURCES = ("template", "file", "content")
 

@@ -18,11 +18,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.dpkg import (
     installed_versions,
     packages_missing,
 )
-
-ARGUMENT_SPEC = {
-    "names": {"type": "list", "elements": "str", "required": True},
-    "cache_valid_time": {"type": "int", "default": 3600},
-}
+from ansible_collections.hardenkit.nodeapp.plugins.modules.system_packages import ARGUMENT_SPEC
 
 
 class ActionModule(ActionBase):

@@ -187,6 +187,7 @@ unit_reasons:
 """
 
 import os
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -196,7 +197,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.fsdrift import (
     groups_missing,
 )
 
-ARGUMENT_SPEC = {
+ARGUMENT_SPEC: dict[str, Any] = {
     "units": {"type": "list", "elements": "str", "default": []},
     "groups": {"type": "list", "elements": "str", "default": []},
     "users": {

@@ -63,6 +63,7 @@ versions:
   sample: {nginx: 1.22.1-9}
 """
 
+# The action plugin validates its arguments with this spec.
 ARGUMENT_SPEC = {
     "names": {"type": "list", "elements": "str", "required": True},
     "cache_valid_time": {"type": "int", "default": 3600},
