@@ -39,6 +39,7 @@ VALIDATION_STEPS = (
     "Validate the input of each role",
     "Refuse settings no role knows",
     "Refuse an inventory whose app_servers group is empty",
+    "Refuse apps of one machine that would clash",
 )
 
 CASES = [
@@ -209,7 +210,9 @@ SINGLE = (
 )
 
 
-def run_harden(tmp_path: Path, extra: dict, groups: str = SINGLE) -> subprocess.CompletedProcess:
+def run_harden(
+    tmp_path: Path, extra: dict, groups: str = SINGLE, omit: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n"
@@ -220,7 +223,13 @@ def run_harden(tmp_path: Path, extra: dict, groups: str = SINGLE) -> subprocess.
     )
     extra_file = tmp_path / "extra.json"
     extra_file.write_text(
-        json.dumps({**GOOD, **extra, "hardenkit_reports_dir": str(tmp_path / "reports")})
+        json.dumps(
+            {
+                **{k: v for k, v in GOOD.items() if k not in omit},
+                **extra,
+                "hardenkit_reports_dir": str(tmp_path / "reports"),
+            }
+        )
     )
     env = {
         **os.environ,
@@ -399,3 +408,86 @@ def test_the_demo_inventory_without_its_container_says_make_demo(tmp_path):
     assert "run `make demo` to create it" in output
     assert recap(output, "hardenkit-demo") == {"ok": 2, "changed": 0, "unreachable": 0, "failed": 1}
     assert "Validate the input of each role" not in output  # stopped before any role ran
+
+
+# Two apps on one machine (docs/scaling.md, "Several apps on one machine"): two inventory
+# hosts with one connection and one hardenkit_machine, each with its own name, port, server
+# name and memory share, one of them the default server. app_name is theirs, not GOOD's.
+MACHINE = (
+    "    app_servers:\n"
+    "      hosts:\n"
+    "        hk-does-not-exist-shop: {ansible_host: hk-does-not-exist, hardenkit_machine: web1,"
+    " app_name: shop, app_port: 3000, app_server_name: shop.test, pm2_memory_fraction: 0.4}\n"
+    "        hk-does-not-exist-admin: {ansible_host: hk-does-not-exist, hardenkit_machine: web1,"
+    " app_name: admin, app_port: 3001, app_server_name: admin.test,"
+    " nginx_proxy_default_server: false, pm2_memory_fraction: 0.3}\n"
+    "    load_balancers:\n"
+    "      hosts:\n"
+    "        hk-does-not-exist-shop: {}\n"
+    "        hk-does-not-exist-admin: {}\n"
+)
+MACHINE_HOSTS = ["hk-does-not-exist-shop", "hk-does-not-exist-admin"]
+
+MACHINE_CASES = [
+    ("one-app-name-twice", MACHINE.replace("app_name: admin", "app_name: shop"), "app_name"),
+    ("one-port-twice", MACHINE.replace("app_port: 3001", "app_port: 3000"), "app_port"),
+    # admin's app port is shop's gate port (3000 + 10000)
+    (
+        "a-port-that-is-the-others-gate",
+        MACHINE.replace("app_port: 3001", "app_port: 13000"),
+        "app_release_gate_port",
+    ),
+    (
+        "two-default-servers",
+        MACHINE.replace(" nginx_proxy_default_server: false,", ""),
+        "nginx_proxy_default_server",
+    ),
+    ("one-server-name-twice", MACHINE.replace("admin.test", "shop.test"), "app_server_name"),
+    (
+        "memory-over-the-machine",
+        MACHINE.replace("pm2_memory_fraction: 0.3", "pm2_memory_fraction: 0.7"),
+        "pm2_memory_fraction",
+    ),
+    (
+        "two-node-versions",
+        MACHINE.replace("app_name: admin,", "app_name: admin, node_runtime_version: '22',"),
+        "node_runtime_version_decided",
+    ),
+    (
+        "one-machine-two-names",
+        MACHINE.replace(
+            "hardenkit_machine: web1, app_name: admin", "hardenkit_machine: web2, app_name: admin"
+        ),
+        "hardenkit_machine",
+    ),
+    (
+        "a-machine-called-fleet",
+        MACHINE.replace("hardenkit_machine: web1", "hardenkit_machine: fleet"),
+        "fleet",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "groups", "named"), MACHINE_CASES, ids=[c[0] for c in MACHINE_CASES]
+)
+def test_apps_that_clash_on_one_machine_are_refused_before_any_change(
+    tmp_path, case, groups, named
+):
+    result = run_harden(tmp_path, {}, groups, omit=("app_name",))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: the run succeeded\n{output[-3000:]}"
+    assert "No such container" not in output, f"{case}: validation let it through\n{output[-3000:]}"
+    assert all(recap(output, host)["changed"] == 0 for host in MACHINE_HOSTS)
+    failed_block = output[output.index("fatal:") :] if "fatal:" in output else output
+    assert "Refuse apps of one machine that would clash" in output
+    assert named in failed_block, f"{case}: no mention of {named}\n{failed_block[:3000]}"
+
+
+def test_two_apps_that_fit_one_machine_pass_validation(tmp_path):
+    """The control case: both apps get past validation and only then meet the machine."""
+    result = run_harden(tmp_path, {}, MACHINE, omit=("app_name",))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "No such container: hk-does-not-exist" in output, output[-3000:]
+    assert all(recap(output, host)["changed"] == 0 for host in MACHINE_HOSTS)
