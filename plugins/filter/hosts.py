@@ -1,6 +1,7 @@
 """Which hosts the kit runs on: Debian 12 (bookworm) and 13 (trixie), the releases its
 package names, unit settings and tests are made for (``host_refusal``); and the addresses
-one tier of hosts uses for the other (``peer_addresses``)."""
+one tier of hosts uses for the other (``peer_addresses``); and the apps one machine serves
+(``machine_hosts``)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,21 @@ def peer_addresses(
     return out
 
 
+def machine_hosts(hosts: Iterable[str], hostvars: Mapping[str, Any], machine: str) -> list[str]:
+    """The hosts of ``hosts``, in their order, whose ``hardenkit_machine`` is ``machine``: the
+    apps one machine serves, each an inventory host. A host without the setting is a machine
+    of its own, named after it."""
+    return [
+        host
+        for host in hosts
+        if str(hostvars[host].get("hardenkit_machine") or host) == str(machine)
+    ]
+
+
 class FilterModule:
     def filters(self):
-        return {"host_refusal": host_refusal, "peer_addresses": peer_addresses}
+        return {
+            "host_refusal": host_refusal,
+            "peer_addresses": peer_addresses,
+            "machine_hosts": machine_hosts,
+        }

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.hardenkit.nodeapp.plugins.filter.hosts import host_refusal, peer_addresses
+from ansible_collections.hardenkit.nodeapp.plugins.filter.hosts import (
+    host_refusal,
+    machine_hosts,
+    peer_addresses,
+)
 
 
 def facts(name: str, major: str, version: str, release: str) -> dict:
@@ -90,3 +94,22 @@ def test_peer_addresses_without_ports_keeps_an_ipv6_address_bare():
         {"host": "lb-1", "address": "fd00::1"},
         {"host": "lb-2", "address": "lb-2"},
     ]
+
+
+def test_machine_hosts_are_the_apps_that_name_the_machine_in_inventory_order():
+    hostvars = {
+        "web1-shop": {"hardenkit_machine": "web1"},
+        "web2": {},
+        "web1-admin": {"hardenkit_machine": "web1"},
+        "web1": {},
+    }
+    hosts = list(hostvars)
+    assert machine_hosts(hosts, hostvars, "web1") == ["web1-shop", "web1-admin", "web1"]
+    assert machine_hosts(hosts, hostvars, "web2") == ["web2"]
+    assert machine_hosts(hosts, hostvars, "web3") == []
+
+
+def test_a_host_without_a_machine_is_its_own():
+    hostvars = {"a": {"hardenkit_machine": ""}, "b": {"hardenkit_machine": None}}
+    assert machine_hosts(["a", "b"], hostvars, "a") == ["a"]
+    assert machine_hosts(["a", "b"], hostvars, "b") == ["b"]

@@ -104,12 +104,13 @@ def fleet_doc(pair) -> dict:
     return fleet_summary(HOSTS, summaries, ["", "", OLD], generated_at=STAMP, app="workbot")
 
 
-def render(doc: dict, lang: str) -> str:
-    """fleet.md.j2 as the template action renders it (trim_blocks on, lstrip_blocks off)."""
-    templar = Templar(
-        loader=DataLoader(),
-        variables={"__diagnostics_fleet": doc, "__diagnostics_t": I18N[lang]},
-    )
+def render(doc: dict, lang: str, reports_dir: str | None = None) -> str:
+    """fleet.md.j2 as the template action renders it (trim_blocks on, lstrip_blocks off),
+    with the role's reports directory when given."""
+    variables = {"__diagnostics_fleet": doc, "__diagnostics_t": I18N[lang]}
+    if reports_dir is not None:
+        variables["__diagnostics_reports_dir"] = reports_dir
+    templar = Templar(loader=DataLoader(), variables=variables)
     return templar.template(
         trust_as_template(TEMPLATE.read_text(encoding="utf-8")),
         escape_backslashes=False,
@@ -411,6 +412,17 @@ def test_markdown_survives_hostile_data(pair):
     assert not any(line.startswith("## not") for line in md.splitlines())
     assert "`rel\\|1 x` on web\\|4 bad" in md
     assert md.splitlines()[0] == "# Fleet summary: work\\|bot, 2026-02-10 10:02 UTC"
+
+
+def test_links_reach_an_apps_report_on_a_machine_with_several_apps(pair):
+    """reports/<machine>/<app>/: the link keeps every part below the reports directory."""
+    reps = reports(pair)
+    paths = {"web-1": f"{REPORTS}/web/shop/a.md", "web-2": f"{REPORTS}/web-2/b.md"}
+    summaries = [report_summary(reps[h], paths[h]) if h in paths else None for h in HOSTS]
+    doc = fleet_summary(HOSTS, summaries, ["", "", OLD], generated_at=STAMP, app="workbot")
+    rows = table_rows(render(doc, "en", reports_dir=REPORTS + "\n"))
+    assert rows["web-1"][8] == "[web/shop/a.md](../web/shop/a.md)"
+    assert rows["web-2"][8] == "[web-2/b.md](../web-2/b.md)"
 
 
 def test_template_has_no_prose_of_its_own():
