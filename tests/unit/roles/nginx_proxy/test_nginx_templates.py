@@ -208,6 +208,20 @@ def test_backend_address_and_port(app_vars, expected):
     assert [s.split()[0] for s in directive(http, "server")] == [expected]
 
 
+def test_load_balancer_proxies_to_the_app_servers_of_its_own_app():
+    """Two apps on one machine (docs/scaling.md): app1 also serves admin, an inventory host
+    of its own; the workbot load balancer leaves that host out."""
+    groups = {"app_servers": ["app1", "app1-admin", "app2"], "load_balancers": ["lb1"]}
+    hostvars = {
+        **FLEET_VARS,
+        "app1": {**FLEET_VARS["app1"], "app_name": "workbot"},
+        "app1-admin": {**FLEET_VARS["app1"], "app_name": "admin", "app_port": 3001},
+        "app2": {**FLEET_VARS["app2"], "app_name": "workbot"},
+    }
+    http = render("lb1", groups, hostvars)["http.conf"]
+    assert [s.split()[0] for s in directive(http, "server")] == ["10.0.0.11:80", "10.0.1.12:8080"]
+
+
 def test_load_balancer_keepalive_follows_the_shortest_app_server():
     hostvars = {
         **FLEET_VARS,
