@@ -389,6 +389,13 @@ def collect_nginx(opts: DiagnoseOptions, errors: list[str]) -> dict[str, Any]:
     }
 
 
+def other_apps_site_log(path: str, app_name: str) -> bool:
+    """Whether ``path`` is the kit's Nginx site log of another app on this machine
+    (``hardenkit-<other>.error.log``): its errors are that app's, not this one's."""
+    base = os.path.basename(path)
+    return base.startswith("hardenkit-") and not base.startswith(f"hardenkit-{app_name}.")
+
+
 def collect_logs(
     opts: DiagnoseOptions,
     pm2: dict[str, Any],
@@ -400,10 +407,15 @@ def collect_logs(
     Besides the configured paths and PM2's, the files the app's own processes write their
     output to are logs too: a dev server started with ``>> dev.log`` grows that file. So
     are the ``error_log`` files Nginx's configuration names (``nginx_logs``): a site's
-    upstream errors go to its own error log, not to Nginx's main one.
+    upstream errors go to its own error log, not to Nginx's main one. Another app's site
+    log on the same machine is left to that app's diagnosis.
     """
     patterns = list(opts.log_paths) if opts.log_paths is not None else opts.default_log_paths()
-    patterns += [p for p in nginx_logs or [] if p not in patterns]
+    patterns += [
+        p
+        for p in nginx_logs or []
+        if p not in patterns and not other_apps_site_log(p, opts.app_name)
+    ]
     for row in processes or []:
         if row.get("in_scope") and not row.get("manager"):
             patterns += [p for p in output_files(row["pid"], opts.proc_root) if p not in patterns]

@@ -122,7 +122,8 @@ options:
         C(/var/log/nginx/error.log) and the kit's site error log
         C(/var/log/nginx/hardenkit-<app_name>.error.log). The log files PM2 reports and
         the C(error_log) files of the Nginx configuration in O(nginx_conf_dir) are always
-        added.
+        added, but for the kit's site logs of other apps on the machine
+        (C(hardenkit-<other app>.error.log)).
     type: list
     elements: path
   log_tail_lines:

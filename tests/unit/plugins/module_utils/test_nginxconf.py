@@ -366,3 +366,21 @@ def test_diagnostics_names_the_kit_site_and_its_error_log():
     assert (
         collect[0]["hardenkit.nodeapp.diagnose"]["proxy_site"] == "{{ __diagnostics_proxy_site }}"
     )
+
+
+def test_another_apps_site_log_on_the_machine_is_left_to_its_own_diagnosis(tmp_path):
+    """Two apps on one machine: the other app's upstream errors are not this app's."""
+    conf, logs = conf_tree(tmp_path)
+    for app in ("workbot-admin", "shop"):
+        (conf / "sites-enabled" / f"hardenkit-{app}.conf").write_text(
+            f"server {{ error_log {logs}/hardenkit-{app}.error.log; }}\n"
+        )
+        (logs / f"hardenkit-{app}.error.log").write_text(KIT_ERROR_LOG)
+    (logs / "hardenkit-workbot.error.log").write_text(CLEAN_ERROR_LOG)
+    opts = options(tmp_path, conf)
+    nginx = collect_nginx(opts, [])
+    assert f"{logs}/hardenkit-shop.error.log" in nginx["error_logs"]
+    logs_fact, _, _ = collect_logs(opts, {}, [], nginx["error_logs"])
+    scanned = [scan["path"] for scan in logs_fact["files"]]
+    assert scanned == [f"{logs}/hardenkit-workbot.error.log"]
+    assert find_log_errors(logs_fact) == []
