@@ -35,13 +35,18 @@ def _homes(homes: Any) -> list[str]:
     return [str(h) for h in homes]
 
 
-def split_checkouts(paths: Any, homes: Any = None, app_roots: Any = None) -> dict[str, Any]:
+def _paths(value: Any) -> list[str]:
+    """A list of paths; a string is one."""
+    return [value] if isinstance(value, str) else [str(r) for r in value or []]
+
+
+def split_checkouts(
+    paths: Any, homes: Any = None, app_roots: Any = None, other_roots: Any = None
+) -> dict[str, Any]:
     if isinstance(paths, (str, bytes, Mapping)) or paths is None:
         raise AnsibleFilterError(f"split_checkouts: expected a list of paths, got {paths!r}")
-    if isinstance(app_roots, str):
-        app_roots = [app_roots]
     return classify.split_checkouts(
-        [str(p) for p in paths], _homes(homes), [str(r) for r in app_roots or []]
+        [str(p) for p in paths], _homes(homes), _paths(app_roots), _paths(other_roots)
     )
 
 

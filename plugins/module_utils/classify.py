@@ -524,15 +524,19 @@ SYSTEM_TREES = (
 
 
 def checkout_refusal(
-    path: str, homes: Iterable[str] = (), app_roots: Iterable[str] = ()
+    path: str,
+    homes: Iterable[str] = (),
+    app_roots: Iterable[str] = (),
+    other_roots: Iterable[str] = (),
 ) -> str | None:
     """Why ``path`` may not be used as an old checkout of the app, or None if it may.
 
     Refused: a relative path or one with ``..``; ``/``; a home directory (``homes``, the
     passwd entries' homes, plus ``/root`` and ``/home/<user>``); a shared or system
     directory (``SHARED_DIRS``, anything under ``SYSTEM_TREES``); a directory that holds
-    one of ``app_roots`` (it is more than the app's checkout). ``/home/bob/shop``,
-    ``/opt/shop`` and ``/srv/shop`` are accepted.
+    one of ``app_roots`` (it is more than the app's checkout); a directory in one of
+    ``other_roots``, the roots of the other apps on the machine (it is theirs).
+    ``/home/bob/shop``, ``/opt/shop`` and ``/srv/shop`` are accepted.
     """
     if not isinstance(path, str) or not path.startswith("/"):
         return "not an absolute path"
@@ -558,21 +562,32 @@ def checkout_refusal(
         root = os.path.normpath(root)
         if root != norm and path_under(root, norm):
             return f"holds {root}, so more than the app's checkout"
+    for root in other_roots:
+        if (
+            isinstance(root, str)
+            and root.startswith("/")
+            and path_under(norm, os.path.normpath(root))
+        ):
+            return f"inside {os.path.normpath(root)}, another app's directory on this machine"
     return None
 
 
 def split_checkouts(
-    paths: Iterable[str], homes: Iterable[str] = (), app_roots: Iterable[str] = ()
+    paths: Iterable[str],
+    homes: Iterable[str] = (),
+    app_roots: Iterable[str] = (),
+    other_roots: Iterable[str] = (),
 ) -> dict[str, list]:
     """``{"checkouts": [...], "refused": [{"path", "reason"}]}``: the candidate old
     checkouts that may scope the app's hooks and processes (normalized, unique, sorted)
     and those that may not, with ``checkout_refusal``'s reason."""
     homes = list(homes)
     app_roots = list(app_roots)
+    other_roots = list(other_roots)
     accepted: set[str] = set()
     refused: dict[str, str] = {}
     for path in paths:
-        reason = checkout_refusal(path, homes, app_roots)
+        reason = checkout_refusal(path, homes, app_roots, other_roots)
         if reason is None:
             accepted.add(os.path.normpath(path))
         else:

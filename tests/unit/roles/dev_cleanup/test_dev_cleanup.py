@@ -169,3 +169,26 @@ def test_l12_role_passes_package_users_to_reap_processes(file):
         assert args["scope_package_users"] == "{{ __dev_cleanup_package_users }}"
     scope = (ROLE / "tasks" / "scope.yml").read_text(encoding="utf-8")
     assert "__dev_cleanup_package_users:" in scope and "[app_user, 'root']" in scope
+
+
+def test_a_checkout_inside_another_apps_root_on_the_machine_is_theirs():
+    """Two apps on one machine: a dev process of this app's package under the other app's
+    root (two instances of one source) does not make that tree this app's old checkout."""
+    out = split_checkouts(
+        ["/srv/admin/current", "/srv/admin", "/srv/administration/x", "/home/bob/shop"],
+        None,
+        "/srv/shop",
+        ["/srv/admin/"],
+    )
+    assert out["checkouts"] == ["/home/bob/shop", "/srv/administration/x"]
+    assert out["refused"] == [
+        {
+            "path": "/srv/admin",
+            "reason": "inside /srv/admin, another app's directory on this machine",
+        },
+        {
+            "path": "/srv/admin/current",
+            "reason": "inside /srv/admin, another app's directory on this machine",
+        },
+    ]
+    assert split_checkouts(["/srv/admin"], None, "/srv/shop", "/srv/admin")["checkouts"] == []
