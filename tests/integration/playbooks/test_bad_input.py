@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -211,7 +212,11 @@ SINGLE = (
 
 
 def run_harden(
-    tmp_path: Path, extra: dict, groups: str = SINGLE, omit: tuple[str, ...] = ()
+    tmp_path: Path,
+    extra: dict,
+    groups: str = SINGLE,
+    omit: tuple[str, ...] = (),
+    args: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
@@ -240,7 +245,15 @@ def run_harden(
         "ANSIBLE_CACHE_PLUGIN": "memory",
     }
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), "harden.yml", "-e", f"@{extra_file}"],
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "harden.yml",
+            "-e",
+            f"@{extra_file}",
+            *args,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -491,3 +504,46 @@ def test_two_apps_that_fit_one_machine_pass_validation(tmp_path):
     assert result.returncode != 0
     assert "No such container: hk-does-not-exist" in output, output[-3000:]
     assert all(recap(output, host)["changed"] == 0 for host in MACHINE_HOSTS)
+
+
+def git_repo(tmp_path: Path, app: Path) -> str:
+    """A bare git repository of ``app`` on the control node, as a file:// URL."""
+    work, bare = tmp_path / "work", tmp_path / "app.git"
+    shutil.copytree(app, work)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=work, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "app"], cwd=work, check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    return f"file://{bare}"
+
+
+def test_a_git_source_is_read_on_the_control_node_before_any_change(tmp_path):
+    """app_git_repo's lockfile and packageManager are checked like app_src's: a pin against
+    the lockfile is refused in validation, before the host is reached."""
+    repo = git_repo(tmp_path, APPS / "pin-mismatch")
+    result = run_harden(tmp_path, {"app_src": "", "app_git_repo": repo})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "No such container" not in output, output[-3000:]
+    assert recap(output)["changed"] == 0
+    assert "says pnpm@9.15.9 but the lockfile is package-lock.json" in output, output[-3000:]
+
+
+def test_a_git_source_decides_node_and_the_manager_from_its_files(tmp_path):
+    """The pnpm 9 app in git: its .nvmrc (22) and its pin decide, as from app_src."""
+    repo = git_repo(tmp_path, ROOT / "tests" / "apps" / "pnpm9-pinned")
+    result = run_harden(tmp_path, {"app_src": "", "app_git_repo": repo}, args=("-v",))
+    output = result.stdout + result.stderr
+    assert "No such container: hk-does-not-exist" in output, output[-3000:]
+    assert recap(output)["changed"] == 0
+    assert re.search(r'"source": "\.nvmrc"', output), output[-3000:]
+    assert re.search(r'"dir_name": "pnpm-9\.15\.9"', output), output[-3000:]
+
+
+def test_a_git_source_the_control_node_cannot_read_falls_back_with_a_warning(tmp_path):
+    """A repository only the host can reach (here a path that is not on the control node)."""
+    result = run_harden(tmp_path, {"app_src": "", "app_git_repo": "/opt/workbot.git"})
+    output = result.stdout + result.stderr
+    assert "No such container: hk-does-not-exist" in output, output[-3000:]
+    assert "could not be read from the control node" in output
