@@ -142,6 +142,11 @@ CASES = [
     ),
     ("lb-address-a-name", {"nginx_proxy_lb_address": "lb1.example.com"}, "nginx_proxy_lb_address"),
     ("root-as-app-root", {"app_root": "/"}, "app_root"),
+    ("app-root-with-dot-dot", {"app_root": "/srv/workbot/../.."}, "no . or .. parts"),
+    ("app-root-var-log", {"app_root": "/var/log"}, "app_root"),
+    # The app user owns PM2's directories: never a system directory such as /var/log.
+    ("pm2-log-dir-var-log", {"pm2_log_dir": "/var/log/"}, "pm2_log_dir and pm2_home"),
+    ("pm2-home-dot-dot", {"pm2_home": "/srv/workbot/../../etc"}, "pm2_log_dir and pm2_home"),
     ("root-as-app-user", {"app_user": "root"}, "app_user"),
     ("keep-one-release", {"app_release_keep": 1}, "app_release_keep"),
     (
