@@ -216,6 +216,19 @@ SINGLE = (
 )
 
 
+def kit_env() -> dict[str, str]:
+    """ansible-playbook as a user of the checkout runs it (its ansible.cfg and collection),
+    without colour and without a fact cache on disk."""
+    return {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_CACHE_PLUGIN": "memory",
+    }
+
+
 def run_harden(
     tmp_path: Path,
     extra: dict,
@@ -241,14 +254,6 @@ def run_harden(
             }
         )
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_CACHE_PLUGIN": "memory",
-    }
     return subprocess.run(
         [
             str(BIN / "ansible-playbook"),
@@ -260,7 +265,7 @@ def run_harden(
             *args,
         ],
         cwd=ROOT,
-        env=env,
+        env=kit_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -399,13 +404,6 @@ def test_unknown_load_balancer_address_stops_before_any_change(tmp_path):
 def test_the_demo_inventory_without_its_container_says_make_demo(tmp_path):
     """A bare `ansible-playbook harden.yml` uses the demo inventory (ansible.cfg); without
     its container the run stops in validation with one line saying what to do."""
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_CACHE_PLUGIN": "memory",
-    }
     extra = {
         "hardenkit_demo_container": "hk-does-not-exist-demo",
         "node_runtime_mirror": GOOD["node_runtime_mirror"],
@@ -414,7 +412,7 @@ def test_the_demo_inventory_without_its_container_says_make_demo(tmp_path):
     result = subprocess.run(
         [str(BIN / "ansible-playbook"), "harden.yml", "-e", json.dumps(extra)],
         cwd=ROOT,
-        env=env,
+        env=kit_env(),
         capture_output=True,
         text=True,
         timeout=300,

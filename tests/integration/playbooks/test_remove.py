@@ -10,13 +10,12 @@ need no connection, so a refused run fails with a message naming the variable an
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.playbooks.test_bad_input import BIN, GOOD, ROOT, recap
+from tests.integration.playbooks.test_bad_input import BIN, GOOD, ROOT, kit_env, recap
 
 HOST = "hk-does-not-exist"
 # Two apps of one machine: the host to remove and its sibling (hardenkit_machine).
@@ -55,18 +54,10 @@ def run_remove(
     )
     extra_file = tmp_path / "extra.json"
     extra_file.write_text(json.dumps(extra))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_CACHE_PLUGIN": "memory",
-    }
     argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/remove.yml"]
     argv += ["-e", f"@{extra_file}"] + (["--limit", limit] if limit else [])
     return subprocess.run(
-        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+        argv, cwd=ROOT, env=kit_env(), capture_output=True, text=True, timeout=300, check=False
     )
 
 
