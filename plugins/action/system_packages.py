@@ -58,6 +58,9 @@ class ActionModule(ActionBase):
                 "state": "present",
                 "update_cache": True,
                 "cache_valid_time": args["cache_valid_time"],
+                # Apps of one machine (hardenkit_machine) install at once: the second waits
+                # for the first's dpkg lock, longer than apt's 60 s default.
+                "lock_timeout": 600,
             },
             task_vars=task_vars,
         )
