@@ -20,14 +20,14 @@ export HARDENKIT_NODE_MIRROR ?= http://127.0.0.1:48021/
 # Every Molecule scenario; `make test` runs them all.
 SCENARIOS := default rollback broken_server faults cluster hostile_app bare_host apps
 
-.PHONY: help setup system venv docker images mirror lint unit integration molecule test test-quick demo demo-clean clean bench-diagnose bench-fleet bench
+.PHONY: help setup system venv docker images mirror lint unit integration molecule test test-quick demo demo-clean clean bench-diagnose bench-fleet bench-apps bench
 
 help:
 	@echo "make demo        harden a local Docker container playing the broken server, show the report"
 	@echo "make demo-clean  remove the demo container"
 	@echo "make test        lint, unit and integration tests, every Molecule scenario ($(SCENARIOS))"
 	@echo "make test-quick  lint, unit and integration tests and the default scenario"
-	@echo "make lint | unit | integration | molecule SCENARIOS=default | bench | bench-diagnose | bench-fleet"
+	@echo "make lint | unit | integration | molecule SCENARIOS=default | bench | bench-diagnose | bench-fleet | bench-apps"
 
 setup: system venv docker images mirror
 
@@ -102,6 +102,11 @@ bench-diagnose: venv
 
 bench-fleet: venv images
 	$(BIN)/python bench/fleet_bench.py --hosts 10 --rounds 3
+
+# Issue 18: idempotent run and redeploy of the npm, yarn 4 and pnpm 9 test apps, one fresh
+# container each (bench/README.md, "make bench-apps").
+bench-apps: venv images mirror
+	$(BIN)/python bench/apps_bench.py
 
 # Serving benchmark: dev mode vs PM2 vs Nginx -> PM2 in a container `hk-bench`, Ansible's
 # own speed, a deploy under load (bench/README.md). BENCH_ARGS="--quick" or "--fresh".
