@@ -30,8 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The same build-step line, strategy and commit reading as `make bench` (this directory is
-# on sys.path).
+# The same containers as `make bench-fleet` (systemd as PID 1, as molecule/apps' platforms),
+# and the same build-step line, strategy and commit reading as `make bench` (this directory
+# is on sys.path).
+from fleet_bench import RUN_ARGS
 from serve_bench import BUILD_TIME, configured_strategy, kit_commit, log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,29 +65,6 @@ APPS: dict[str, tuple[str, str, dict[str, Any]]] = {
     ),
     "pnpm9": ("pnpm9-pinned", "pnpm 9", {}),
 }
-
-# systemd as PID 1 without --privileged, as molecule/apps/molecule.yml's platforms.
-RUN_ARGS = [
-    "--cap-add",
-    "SYS_ADMIN",
-    "--cap-add",
-    "SYS_PTRACE",
-    "--security-opt",
-    "seccomp=unconfined",
-    "--security-opt",
-    "apparmor=unconfined",
-    "--cgroupns=host",
-    "-v",
-    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs",
-    "/run",
-    "--tmpfs",
-    "/run/lock",
-    "--env",
-    "container=docker",
-    "--stop-signal",
-    "SIGRTMIN+3",
-]
 
 
 def uptime() -> str:
