@@ -229,31 +229,33 @@ def kit_env() -> dict[str, str]:
     }
 
 
-def run_harden(
-    tmp_path: Path,
-    extra: dict,
-    groups: str = SINGLE,
-    omit: tuple[str, ...] = (),
-    args: tuple[str, ...] = (),
-) -> subprocess.CompletedProcess:
+def write_inventory(tmp_path: Path, groups: str, settings: dict) -> Path:
+    """An inventory of hosts that do not exist (Docker containers, so no connection is tried
+    before one is needed) in ``groups``, with ``settings`` for all of them: a host's own
+    variables in ``groups`` win over these, extra variables over both."""
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n"
         "  vars:\n"
         "    ansible_connection: community.docker.docker\n"
         "    ansible_user: root\n"
-        "  children:\n" + groups
+        + "".join(f"    {name}: {json.dumps(value)}\n" for name, value in settings.items())
+        + "  children:\n"
+        + groups
+    )
+    return inventory
+
+
+def run_harden(
+    tmp_path: Path, extra: dict, groups: str = SINGLE, args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """harden.yml with GOOD settings in the inventory and the case's ``extra`` as extra
+    variables."""
+    inventory = write_inventory(
+        tmp_path, groups, {**GOOD, "hardenkit_reports_dir": str(tmp_path / "reports")}
     )
     extra_file = tmp_path / "extra.json"
-    extra_file.write_text(
-        json.dumps(
-            {
-                **{k: v for k, v in GOOD.items() if k not in omit},
-                **extra,
-                "hardenkit_reports_dir": str(tmp_path / "reports"),
-            }
-        )
-    )
+    extra_file.write_text(json.dumps(extra))
     return subprocess.run(
         [
             str(BIN / "ansible-playbook"),
@@ -490,7 +492,7 @@ MACHINE_CASES = [
 def test_apps_that_clash_on_one_machine_are_refused_before_any_change(
     tmp_path, case, groups, named
 ):
-    result = run_harden(tmp_path, {}, groups, omit=("app_name",))
+    result = run_harden(tmp_path, {}, groups)
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"{case}: the run succeeded\n{output[-3000:]}"
     assert "No such container" not in output, f"{case}: validation let it through\n{output[-3000:]}"
@@ -502,7 +504,7 @@ def test_apps_that_clash_on_one_machine_are_refused_before_any_change(
 
 def test_two_apps_that_fit_one_machine_pass_validation(tmp_path):
     """The control case: both apps get past validation and only then meet the machine."""
-    result = run_harden(tmp_path, {}, MACHINE, omit=("app_name",))
+    result = run_harden(tmp_path, {}, MACHINE)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "No such container: hk-does-not-exist" in output, output[-3000:]

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.playbooks.test_bad_input import BIN, GOOD, ROOT, kit_env, recap
+from tests.integration.playbooks.test_bad_input import (
+    BIN,
+    GOOD,
+    ROOT,
+    kit_env,
+    recap,
+    write_inventory,
+)
 
 HOST = "hk-does-not-exist"
 # Two apps of one machine: the host to remove and its sibling (hardenkit_machine).
@@ -41,16 +48,8 @@ def run_remove(
 ) -> subprocess.CompletedProcess:
     # The good settings in the inventory, where a host's own (the sibling's app_name) win;
     # the case's as extra vars, which win over both.
-    settings = {**GOOD, "hardenkit_reports_dir": str(tmp_path / "reports")}
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n"
-        "  vars:\n"
-        "    ansible_connection: community.docker.docker\n"
-        "    ansible_user: root\n"
-        + "".join(f"    {name}: {json.dumps(value)}\n" for name, value in settings.items())
-        + "  children:\n"
-        + groups
+    inventory = write_inventory(
+        tmp_path, groups, {**GOOD, "hardenkit_reports_dir": str(tmp_path / "reports")}
     )
     extra_file = tmp_path / "extra.json"
     extra_file.write_text(json.dumps(extra))
