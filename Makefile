@@ -110,7 +110,7 @@ bench-apps: venv images mirror
 
 # Serving benchmark: dev mode vs PM2 vs Nginx -> PM2 in a container `hk-bench`, Ansible's
 # own speed, a deploy under load (bench/README.md). BENCH_ARGS="--quick" or "--fresh".
-bench: venv images
+bench: venv images mirror
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/serve_bench.py $(BENCH_ARGS)
 
