@@ -43,6 +43,10 @@ VALIDATION_STEPS = (
     "Refuse apps of one machine that would clash",
 )
 
+# A database URL whose password must never appear in the output.
+DB_SECRET = "s3cret-db-pw"
+DB_URL = f"postgres://workbot:{DB_SECRET}@db.internal:5432/workbot"
+
 CASES = [
     ("port-too-high", {"app_port": 70000}, "app_port"),
     ("port-zero", {"app_port": 0}, "app_port"),
@@ -114,6 +118,52 @@ CASES = [
         "output: 'standalone' in a monorepo is not supported yet",
     ),
     ("negative-instances", {"pm2_instances": -1}, "pm2_instances"),
+    # The connection budget (issue 20). pm2_instances is given: with one per CPU, validation
+    # reads the host's CPUs, and these hosts do not exist.
+    (
+        "db-budget-below-the-workers",
+        {"app_db_connection_budget": 3, "pm2_instances": 4, "app_env": {"DATABASE_URL": DB_URL}},
+        "app_db_connection_budget 3 is below what 4 PM2 worker(s) need",
+    ),
+    (
+        "db-budget-without-the-url",
+        {"app_db_connection_budget": 10, "pm2_instances": 2},
+        "app_env has no DATABASE_URL",
+    ),
+    (
+        "db-url-variable-not-in-app-env",
+        {"app_db_url_env": "PG_URL", "app_env": {"DATABASE_URL": DB_URL}},
+        "app_db_url_env names PG_URL, which app_env does not set",
+    ),
+    (
+        "db-url-not-a-database-url",
+        {
+            "app_db_connection_budget": 10,
+            "pm2_instances": 2,
+            "app_env": {"DATABASE_URL": "redis://app:" + DB_SECRET + "@cache:6379"},
+        },
+        "DATABASE_URL in app_env must start with postgres://",
+    ),
+    (
+        "db-pool-variable-set-in-app-env",
+        {
+            "app_db_connection_budget": 10,
+            "pm2_instances": 2,
+            "app_env": {"DATABASE_URL": DB_URL, "DB_POOL_MAX": "20"},
+        },
+        "app_env sets DB_POOL_MAX",
+    ),
+    (
+        "db-pool-variable-the-kit-sets",
+        {
+            "app_db_connection_budget": 10,
+            "pm2_instances": 2,
+            "app_db_pool_env": "PORT",
+            "app_env": {"DATABASE_URL": DB_URL},
+        },
+        "app_db_pool_env must not be PORT",
+    ),
+    ("db-budget-negative", {"app_db_connection_budget": -5}, "app_db_connection_budget must be 0"),
     ("memory-fraction", {"pm2_memory_fraction": 1.5}, "pm2_memory_fraction"),
     ("app-env-not-a-mapping", {"app_env": "DATABASE_URL=x"}, "app_env"),
     ("app-env-bad-key", {"app_env": {"BAD-KEY": "x"}}, "app_env"),
@@ -297,6 +347,7 @@ def test_bad_input_is_rejected_before_any_change(tmp_path, case, extra, named):
     assert any(step in output for step in VALIDATION_STEPS)
     failed_block = output[output.index("fatal:") :] if "fatal:" in output else output
     assert named in failed_block, f"{case}: no mention of {named}\n{failed_block[:3000]}"
+    assert DB_SECRET not in output
 
 
 def test_good_input_passes_validation_and_reaches_the_host(tmp_path):
