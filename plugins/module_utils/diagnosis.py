@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pwd
 import socket
 import time
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.classify import 
     socket_suspects,
     tree_tops,
 )
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.dbcheck import check as db_check
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import evaluate
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.hostfacts import (
     build_integrity,
@@ -93,6 +95,8 @@ class DiagnoseOptions:
     proxy_site: str = ""
     nginx_conf_dir: str = "/etc/nginx"
     proc_root: str = "/proc"
+    # The app's database, from its URL without credentials: {scheme, host, port, budget}.
+    database: dict[str, Any] | None = None
 
     def resolved_pm2_home(self) -> str:
         return self.pm2_home or os.path.join(self.app_root, ".pm2")
@@ -109,6 +113,13 @@ class DiagnoseOptions:
 def _read(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as fh:
         return fh.read()
+
+
+def _uid(user: str) -> int | None:
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None
 
 
 def _cpu_count() -> int:
@@ -531,6 +542,11 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     )
     facts["disk"] = disk_usage([opts.app_root, pm2_home, *log_dirs])
     probes = probe_all(opts, listeners)
+    facts["database"] = (
+        db_check(opts.database, _uid(opts.app_user or opts.app_name), opts.proc_root)
+        if opts.database
+        else None
+    )
     facts["errors"] = errors
     context = {
         "app_name": opts.app_name,

@@ -44,6 +44,8 @@ CODES = (
     "load_high",
     "crash_loop",
     "stale_workers",
+    "db_unreachable",
+    "db_connections_high",
     "diagnosis_incomplete",
 )
 RESOURCE_CODES = frozenset({"memory_high", "disk_high", "load_high"})
@@ -57,6 +59,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "load_crit_per_cpu": 4.0,
     "crash_loop_restarts": 5,
     "crash_loop_window_s": 300,
+    "db_connections_pct": 90,
 }
 
 EVIDENCE_LINES = 8
@@ -660,6 +663,51 @@ def find_crash_loop(
     ]
 
 
+def find_db_unreachable(
+    database: Mapping[str, Any] | None, probes: Sequence[Mapping[str, Any]]
+) -> list[Finding]:
+    """The app's database does not answer: critical when a probe of the app fails too (the
+    outage is likely the database's), a warning while the app still answers."""
+    if not database or database.get("reachable") is not False:
+        return []
+    failing = any(not p.get("ok") for p in probes)
+    where = f"{database.get('host')}:{database.get('port')}"
+    return [
+        finding(
+            "db_unreachable",
+            CRITICAL if failing else WARNING,
+            f"the app's database at {where} does not answer"
+            + (" and probes fail" if failing else ""),
+            [str(database.get("error") or "no connection")],
+        )
+    ]
+
+
+def find_db_connections_high(
+    database: Mapping[str, Any] | None, thresholds: Mapping[str, float]
+) -> list[Finding]:
+    """The app holds nearly all the connections its budget allows: the next reload, or a
+    burst of requests, waits for its pool or is refused by the database."""
+    if not database or not database.get("budget") or database.get("connections") is None:
+        return []
+    budget = int(database["budget"])
+    held = int(database["connections"])
+    if held * 100 < float(thresholds["db_connections_pct"]) * budget:
+        return []
+    return [
+        finding(
+            "db_connections_high",
+            WARNING,
+            f"the app holds {held} of its {budget} database connections",
+            [
+                f"{held} established connection(s) from the app user to "
+                f"{database.get('host')}:{database.get('port')}, "
+                f"app_db_connection_budget {budget}"
+            ],
+        )
+    ]
+
+
 def _worker_names(pm2_processes: list[Mapping[str, Any]], app_name: str | None) -> set[str]:
     """The app's PM2 names, and PM2's ``_old_<id>`` for a worker a reload is replacing."""
     names = {str(p.get("name")) for p in app_processes(pm2_processes, app_name)}
@@ -852,6 +900,8 @@ def evaluate(
     found += find_load_high(facts.get("load"), facts.get("cpu_count"), th)
     found += find_crash_loop(facts.get("pm2"), app_name, th, now_ms)
     found += find_stale_workers(processes, facts.get("pm2"), app_name, facts.get("release_dir"))
+    found += find_db_unreachable(facts.get("database"), probes)
+    found += find_db_connections_high(facts.get("database"), th)
     found += find_diagnosis_incomplete(
         facts.get("unreadable"), processes, listeners, app_port, facts.get("as_root")
     )

@@ -26,6 +26,15 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "unhandled rejection": re.compile(
         r"UnhandledPromiseRejection|Unhandled Rejection|unhandledRejection"
     ),
+    # The database refusing connections (PostgreSQL's SQLSTATE 53300, MySQL's "Too many
+    # connections") or a pool giving up waiting for one (node-postgres, Prisma, Knex).
+    "database connections": re.compile(
+        r"too many (?:clients|connections)|\b53300\b|remaining connection slots are reserved"
+        r"|timeout exceeded when trying to connect|connection terminated due to connection timeout"
+        r"|timed out fetching a new connection from the connection pool"
+        r"|timeout acquiring a connection",
+        re.IGNORECASE,
+    ),
     # Nginx failing to reach or hear from the app. "connect() to <peer> failed" is the
     # immediate failure (a unix socket, or a refusal on connect itself), "connect() failed"
     # the one found later; a reset reads as a recv() failure.

@@ -143,7 +143,8 @@ options:
       - Resource and restart thresholds; given keys override the defaults.
       - C(memory_warn_pct) 85, C(memory_crit_pct) 95, C(disk_warn_pct) 85,
         C(disk_crit_pct) 95, C(load_warn_per_cpu) 2.0, C(load_crit_per_cpu) 4.0 (5-minute
-        load average per CPU), C(crash_loop_restarts) 5, C(crash_loop_window_s) 300.
+        load average per CPU), C(crash_loop_restarts) 5, C(crash_loop_window_s) 300,
+        C(db_connections_pct) 90 (of the database budget).
     type: dict
     default: {}
   required_files:
@@ -159,6 +160,33 @@ options:
         (C(apps/web/.next) for an app in a monorepo).
     type: str
     default: .next
+  database:
+    description:
+      - The app's database, read from its URL without the credentials (the filter
+        C(hardenkit.nodeapp.db_endpoint)), with the app's connection budget (0 for none).
+        A PostgreSQL server is connected to once and the connection closed before a byte
+        is sent (PostgreSQL logs nothing for it); a MySQL or MariaDB server, which counts
+        such a connection against the client, is not. The app user's established
+        connections to it are counted from C(/proc/net/tcp) and C(tcp6).
+    type: dict
+    suboptions:
+      scheme:
+        description: The URL's scheme.
+        type: str
+        default: postgres
+      host:
+        description: Host name, address, or a Unix socket directory (C(/run/postgresql)).
+        type: str
+        required: true
+      port:
+        description: The port.
+        type: int
+        required: true
+      budget:
+        description:
+          - The connections the app may hold at once (C(app_db_connection_budget)); 0 for none.
+        type: int
+        default: 0
 notes:
   - Run it with root privileges (C(become)) for complete facts; without root, other
     users' sockets and working directories cannot be read, and such gaps are listed in
@@ -221,8 +249,10 @@ facts:
       C(build) (C(current), C(build_id), C(missing), C(ok)), C(release) (the
       release id C(<app_root>/current) links to, or null), C(release_dir) (the
       directory it resolves to, or null), C(logs) (per file
-      C(counts) and C(samples)), C(logrotate) (C(covered), C(uncovered)), C(errors)
-      (what could not be read).
+      C(counts) and C(samples)), C(logrotate) (C(covered), C(uncovered)), C(database)
+      (null without O(database); else its C(scheme), C(host), C(port), C(budget),
+      C(reachable) (null when not tried), C(error), C(connect_ms), and C(connections),
+      the app user's established ones), C(errors) (what could not be read).
   returned: always
   type: dict
 probes:
@@ -267,7 +297,7 @@ findings:
       C(dev_mode), C(build_missing), C(route_failed), C(proxy_down), C(log_errors),
       C(no_process_manager), C(app_exposed), C(no_reverse_proxy), C(no_log_rotation),
       C(memory_high), C(disk_high), C(load_high), C(crash_loop), C(stale_workers),
-      C(diagnosis_incomplete).
+      C(db_unreachable), C(db_connections_high), C(diagnosis_incomplete).
   returned: always
   type: list
   elements: dict
@@ -335,6 +365,15 @@ ARGUMENT_SPEC = {
     "thresholds": {"type": "dict", "default": {}},
     "required_files": {"type": "list", "elements": "str", "default": []},
     "dist_dir": {"type": "str", "default": ".next"},
+    "database": {
+        "type": "dict",
+        "options": {
+            "scheme": {"type": "str", "default": "postgres"},
+            "host": {"type": "str", "required": True},
+            "port": {"type": "int", "required": True},
+            "budget": {"type": "int", "default": 0},
+        },
+    },
 }
 
 
@@ -383,7 +422,19 @@ def build_options(params: dict) -> DiagnoseOptions:
         dist_dir=dist,
         proxy_site=params["proxy_site"] or "",
         nginx_conf_dir=params["nginx_conf_dir"],
+        database=_database(params["database"]),
     )
+
+
+def _database(db: dict | None) -> dict | None:
+    if not db:
+        return None
+    validate_port(db["port"], "database.port")
+    if not db["host"] or any(c.isspace() for c in db["host"]):
+        raise OptionError("database.host must be a host name, an address or a socket directory")
+    if db["budget"] < 0:
+        raise OptionError(f"database.budget must be 0 or more, got {db['budget']}")
+    return dict(db)
 
 
 def main() -> None:

@@ -627,6 +627,28 @@ def sibling_release_prefix(facts, probes):
     cwd_of(2315, "/srv/workbot/releases/3f9a2")(facts, probes)
 
 
+def database(**fields):
+    """The diagnosis's database facts, as dbcheck.check returns them."""
+
+    def mutate(facts, probes):
+        facts["database"] = {
+            "scheme": "postgres",
+            "host": "db.internal",
+            "port": 5432,
+            "budget": 12,
+            "reachable": True,
+            "error": "",
+            "connect_ms": 0.4,
+            "connections": 5,
+            **fields,
+        }
+
+    return mutate
+
+
+DB_DOWN = database(reachable=False, error="connect to 10.0.0.9:5432: Connection refused")
+
+
 TRIGGERS = [
     ("four tsx copies", four_tsx_copies, "duplicate_processes", "critical"),
     ("two unmanaged servers", two_unmanaged_servers, "duplicate_processes", "critical"),
@@ -704,6 +726,10 @@ TRIGGERS = [
         "critical",
     ),
     ("root without CAP_SYS_PTRACE", no_ptrace, "diagnosis_incomplete", "warning"),
+    ("the database refuses, the app answers", DB_DOWN, "db_unreachable", "warning"),
+    ("the database refuses, the app fails", both(DB_DOWN, app_down), "db_unreachable", "critical"),
+    ("11 of 12 connections held", database(connections=11), "db_connections_high", "warning"),
+    ("the whole budget held", database(connections=12), "db_connections_high", "warning"),
 ]
 
 MUST_NOT = [
@@ -761,6 +787,12 @@ MUST_NOT = [
         "no_process_manager",
     ),
     ("a refused worker's release is not guessed", no_ptrace, "stale_workers"),
+    ("no database in app_env", None, "db_unreachable"),
+    ("the database answers", database(), "db_unreachable"),
+    ("a MySQL server is not connected to", database(reachable=None), "db_unreachable"),
+    ("10 of 12 connections held", database(connections=10), "db_connections_high"),
+    ("no budget", database(budget=0, connections=40), "db_connections_high"),
+    ("connections not counted (a socket)", database(connections=None), "db_connections_high"),
     ("everything readable", None, "diagnosis_incomplete"),
     (
         "a recorded diagnosis from before the rule",
@@ -1085,3 +1117,11 @@ def test_every_judged_scope_is_worded():
     from ansible_collections.hardenkit.nodeapp.plugins.module_utils import classify, findings
 
     assert set(findings.JUDGED) == set(classify.JUDGED_SCOPES)
+
+
+def test_the_database_findings_name_its_address_never_its_credentials():
+    found = run(both(DB_DOWN, database(reachable=False, connections=12, error="refused")))
+    by_code = {f["code"]: f for f in found}
+    assert "db.internal:5432" in by_code["db_unreachable"]["summary"]
+    assert by_code["db_unreachable"]["evidence"] == ["refused"]
+    assert "app_db_connection_budget 12" in by_code["db_connections_high"]["evidence"][0]

@@ -27,6 +27,7 @@ def test_incident_app_log():
         "heap out of memory": 1,
         "unhandled rejection": 2,
         "upstream": 0,
+        "database connections": 0,
     }
     assert scan["samples"]["ENOENT"][-1].endswith("app/api/health/route.js'")
     assert len(scan["samples"]["ENOENT"]) == 3  # at most three, the most recent
@@ -117,6 +118,22 @@ def test_tail_lines_bounded_for_a_giant_line(tmp_path):
         ("process.on('unhandledRejection') fired", "unhandled rejection"),
         ("connect() failed (111: Connection refused) while connecting to upstream", "upstream"),
         ("upstream timed out (110: Connection timed out)", "upstream"),
+        # The incident's pool against PostgreSQL's max_connections, and pools giving up.
+        ("error: sorry, too many clients already", "database connections"),
+        (
+            "FATAL: remaining connection slots are reserved for roles with the SUPERUSER",
+            "database connections",
+        ),
+        ("PostgresError: code 53300", "database connections"),
+        ("Error: timeout exceeded when trying to connect", "database connections"),
+        ("Error: Connection terminated due to connection timeout", "database connections"),
+        (
+            "PrismaClientKnownRequestError: Timed out fetching a new connection from the "
+            "connection pool.",
+            "database connections",
+        ),
+        ("KnexTimeoutError: Knex: Timeout acquiring a connection.", "database connections"),
+        ("ER_CON_COUNT_ERROR: Too many connections", "database connections"),
     ],
 )
 def test_each_pattern(line, pattern):
