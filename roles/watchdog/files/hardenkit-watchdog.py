@@ -20,6 +20,14 @@ Each run probes the health path directly on the app's port and through Nginx. Af
 Within ``deploy_grace`` seconds of a release switch (the ``current`` link's mtime) it
 does not probe: the deploy's own checks decide and roll back.
 
+When the app fails and its database (``database``: host and port, never the URL's
+credentials) takes no connection either, it does not reload or restart the app: new
+workers would only add a storm of reconnections to a database that is away. It logs and
+alerts once with that reason, and counts failures again only once the database is back,
+so the app's pool gets ``failures_before_action`` runs to reconnect by itself. Only a
+PostgreSQL server is connected to (once, closed before a byte is sent, which it does not
+log); a MySQL server counts such connections against the client, so it is never probed.
+
 Never more than ``max_actions`` actions within ``action_window`` seconds: past that the
 watchdog logs that it holds off and alerts once. Every probe failure, action and
 recovery is logged to the journal with its reason (syslog level prefixes), and optionally
@@ -96,39 +104,87 @@ def probe(url: str, expect_status: int, timeout: float, host_header: str = "") -
     return Probe(False, f"{status} (expected {expect_status}) in {took:.0f} ms")
 
 
+def reach_database(db: dict[str, Any] | None, timeout: float) -> Probe | None:
+    """One connection to a PostgreSQL database, closed at once; None when there is no
+    database to ask (none configured, or a MySQL server, which is never connected to)."""
+    if not db or db.get("scheme", "postgres") not in ("postgres", "postgresql"):
+        return None
+    host, port = str(db["host"]), int(db["port"])
+    if host.startswith("/"):
+        family, target, where = socket.AF_UNIX, f"{host}/.s.PGSQL.{port}", host
+    else:
+        try:
+            info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        except OSError as exc:
+            return Probe(False, f"database {host}:{port}: {exc.strerror or exc}")
+        family, target, where = info[0], info[4], f"{host}:{port}"
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(target)
+    except OSError as exc:
+        return Probe(False, f"database {where}: {exc.strerror or exc}")
+    finally:
+        sock.close()
+    return Probe(True, f"database {where} answers")
+
+
 def decide(
     state: dict[str, Any],
     direct: Probe,
     upstream: Probe | None,
     now: float,
     cfg: dict[str, Any],
+    database: Probe | None = None,
 ) -> tuple[str | None, str, list[tuple[str, str]]]:
     """Update ``state`` for one run; return (action or None, reason, log lines).
 
     Pure: no I/O, so the policy is unit-tested. Actions are ``reload``, ``restart``
     (the PM2 unit) and ``reload-nginx``; ``hold`` means one was due but the bound of
-    actions per window was reached; ``recovered`` that the app is healthy again after
-    failures (an event to report, nothing to do).
+    actions per window was reached; ``db_down`` that the app fails while its database
+    (``database``, asked only when the app fails) takes no connection, so nothing is done
+    until it is back; ``recovered`` that the app is healthy again after failures (an
+    event to report, nothing to do).
     """
     logs: list[tuple[str, str]] = []
     threshold = int(cfg["failures_before_action"])
     window = float(cfg["action_window"])
     state["actions"] = [a for a in state.get("actions", []) if now - a["time"] < window]
 
+    if not direct.ok and database is not None and not database.ok:
+        first = not state.get("db_down")
+        state.update(db_down=True, failures=0, kind="app")
+        reason = f"the app fails (direct {direct.detail}) and {database.detail}"
+        if first:
+            logs.append(
+                (
+                    ERR,
+                    f"{reason}: not reloading the app while its database is away; acting "
+                    "again only if the app still fails once the database is back",
+                )
+            )
+            return "db_down", reason, logs
+        return None, reason, logs
+    if state.get("db_down") and database is not None and database.ok:
+        state["db_down"] = False
+        logs.append((NOTICE, f"{database.detail} again; the app still fails"))
+
     if direct.ok and (upstream is None or upstream.ok):
-        if state.get("failures", 0) or state.get("episode_actions", 0):
+        if state.get("failures", 0) or state.get("episode_actions", 0) or state.get("db_down"):
             logs.append(
                 (
                     NOTICE,
                     f"healthy again after {state.get('failures', 0)} failed probe(s) "
-                    f"and {state.get('episode_actions', 0)} action(s): direct {direct.detail}"
+                    f"and {state.get('episode_actions', 0)} action(s)"
+                    + (", its database away until now" if state.get("db_down") else "")
+                    + f": direct {direct.detail}"
                     + (f", via nginx {upstream.detail}" if upstream else ""),
                 )
             )
             action_taken = "recovered"
         else:
             action_taken = None
-        state.update(failures=0, episode_actions=0, kind=None, held=False)
+        state.update(failures=0, episode_actions=0, kind=None, held=False, db_down=False)
         return action_taken, "", logs
 
     kind = "app" if not direct.ok else "nginx"
@@ -287,8 +343,10 @@ def main(argv: list[str]) -> int:
             )
         direct = direct_f.result()
         upstream = upstream_f.result() if upstream_f else None
+    # The database only when the app fails: a healthy app needs no second opinion.
+    database = None if direct.ok else reach_database(cfg.get("database"), timeout)
     now = time.time()
-    action, reason, logs = decide(state, direct, upstream, now, cfg)
+    action, reason, logs = decide(state, direct, upstream, now, cfg, database)
     for level, message in logs:
         log(level, message)
     event = {"app": cfg["app"], "host": socket.gethostname(), "time": int(now), "reason": reason}
@@ -296,6 +354,8 @@ def main(argv: list[str]) -> int:
         alert(cfg, {**event, "event": "recovered", "reason": logs[0][1]})
     elif action == "hold":
         alert(cfg, {**event, "event": "holding_off"})
+    elif action == "db_down":
+        alert(cfg, {**event, "event": "database_down"})
     elif action:
         log(NOTICE, f"{action}: {reason}")
         # Alert first: a reload waits for every worker to drain, which can take a while.

@@ -6,6 +6,7 @@ import http.server
 import importlib.util
 import json
 import sys
+import socket
 import threading
 import time
 from pathlib import Path
@@ -262,3 +263,77 @@ def test_m7_alert_failures_never_log_the_url_or_token(recorder, capsys):
     assert "alert not sent: the webhook answered 500" in out
     assert "alert not sent: ValueError" in out
     assert TOKEN not in out
+
+
+# --- issue 20: the app's database away -------------------------------------------------------
+
+DB_UP = wd.Probe(True, "database 10.0.0.9:5432 answers")
+DB_DOWN = wd.Probe(False, "database 10.0.0.9:5432: Connection refused")
+
+
+def test_the_database_away_holds_every_action_and_alerts_once():
+    state, actions, logs = {}, [], []
+    for i in range(8):
+        action, lines = wd.decide(state, DOWN, DOWN, 1000 + 10 * i, CFG, DB_DOWN)[0::2]
+        actions.append(action)
+        logs += lines
+    assert actions == ["db_down"] + [None] * 7
+    assert state.get("actions", []) == []
+    assert "not reloading the app while its database is away" in logs[0][1]
+    assert "Connection refused" in logs[0][1]
+
+
+def test_the_database_back_and_the_app_still_failing_acts_after_a_full_threshold():
+    state = {}
+    for i in range(5):
+        wd.decide(state, DOWN, DOWN, 1000 + i, CFG, DB_DOWN)
+    actions = []
+    for i in range(3):
+        action, _reason, lines = wd.decide(state, DOWN, DOWN, 1100 + 10 * i, CFG, DB_UP)
+        actions.append(action)
+        if i == 0:
+            assert ("<5>", "database 10.0.0.9:5432 answers again; the app still fails") in lines
+    assert actions == [None, None, "reload"]
+
+
+def test_the_database_back_and_the_app_recovered_by_itself():
+    state = {}
+    wd.decide(state, DOWN, DOWN, 1000, CFG, DB_DOWN)
+    action, _reason, lines = wd.decide(state, OK, OK, 1010, CFG, None)
+    assert action == "recovered"  # after the database_down alert, the all-clear
+    assert "its database away until now" in lines[0][1]
+    assert not state["db_down"]
+    assert wd.decide(state, OK, OK, 1020, CFG, None) == (None, "", [])
+
+
+def test_without_a_database_to_ask_the_policy_is_unchanged():
+    state, actions = {}, []
+    for i in range(3):
+        actions.append(wd.decide(state, DOWN, DOWN, 1000 + i, CFG, None)[0])
+    assert actions == [None, None, "reload"]
+
+
+def test_reach_database_against_real_sockets(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        up = wd.reach_database({"host": "127.0.0.1", "port": port}, 2)
+    finally:
+        server.close()
+    down = wd.reach_database({"host": "127.0.0.1", "port": port}, 2)
+    assert up.ok and up.detail == f"database 127.0.0.1:{port} answers"
+    assert not down.ok and "Connection refused" in down.detail
+    sock_dir = tmp_path / "pg"
+    sock_dir.mkdir()
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(sock_dir / ".s.PGSQL.5432"))
+    unix.listen(1)
+    try:
+        assert wd.reach_database({"host": str(sock_dir), "port": 5432}, 2).ok
+    finally:
+        unix.close()
+    # Never asked: no database, or a MySQL server.
+    assert wd.reach_database({}, 2) is None
+    assert wd.reach_database({"scheme": "mysql", "host": "127.0.0.1", "port": port}, 2) is None

@@ -39,6 +39,7 @@ def render(template: str, **given: Any) -> str:
         "app_name": "workbot",
         "ansible_managed": "Ansible managed",
         **given,
+        **trusted(load(ROOT / "roles" / "app" / "vars" / "main.yml")),
         **trusted(load(ROLE / "vars" / "main.yml")),
     }
     templar = Templar(loader=DataLoader(), variables=variables)
@@ -109,6 +110,21 @@ def test_m7_settings_carry_the_http_switch(allow):
     settings = json.loads(render("watchdog.json.j2", **given))
     assert settings["webhook_allow_http"] is allow
     assert settings["webhook_url"] == SECRET_URL
+
+
+def test_the_settings_name_the_database_by_its_address_alone():
+    url = "postgres://workbot:pool-secret@db.internal:6432/workbot"
+    settings = json.loads(
+        render("watchdog.json.j2", app_env={"DATABASE_URL": url}, app_db_connection_budget=20)
+    )
+    assert settings["database"] == {
+        "scheme": "postgres",
+        "host": "db.internal",
+        "port": 6432,
+        "budget": 20,
+    }
+    assert "pool-secret" not in json.dumps(settings)
+    assert json.loads(render("watchdog.json.j2"))["database"] == {}
 
 
 # --- M9: the settings never reach the output -----------------------------------------------
