@@ -5,8 +5,8 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import json
-import sys
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
