@@ -68,14 +68,15 @@ lint: venv
 
 # Tests of one plugin, template or role file each: no ansible-playbook, Nginx or mirror.
 unit: venv
-	pytest tests/unit
+	pytest -n 2 tests/unit
 
 # Tests that run ansible-playbook (harden.yml's validation against the local Node.js mirror,
 # roles' tasks, the action plugins), a real Nginx or another program on the roles' files, and
 # the built collection (tests/packaging). Nginx is Debian's binary, unpacked into .cache/nginx
 # (not installed): `nginx -t` on the rendered templates and a live load balancer on loopback.
+# Two workers (pytest-xdist): most of their time is ansible-playbook runs of a few seconds.
 integration: venv mirror
-	HARDENKIT_NGINX="$$(scripts/fetch-nginx.sh)" pytest tests/integration tests/packaging
+	HARDENKIT_NGINX="$$(scripts/fetch-nginx.sh)" pytest -n 2 --dist load tests/integration tests/packaging
 
 # `faults` measures recovery times, so it runs alone; the other five run two at a time
 # (scripts/molecule-lanes.sh: stages of lanes). SCENARIOS=... on the command line runs the
