@@ -138,7 +138,7 @@ def test_l2_files_with_credentials_are_root_only_and_never_diffed():
         ), name
     assert files["node_runtime"]["state"] == "directory" and files["node_runtime"]["mode"] == "0700"
     # Not even the files' digests reach the log.
-    drift = by_name["Read what differs from the proxy settings"]
+    drift = by_name["Read what differs from the proxy settings and the extra CA certificates"]
     assert t.template(trust_as_template(drift["no_log"])) is True
     # what they hold
     t = templar(node_runtime_http_proxy=PROXY, node_runtime_https_proxy=PROXY)
