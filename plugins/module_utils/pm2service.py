@@ -82,23 +82,37 @@ def runs_elsewhere(cwd: str, live_dir: str) -> bool:
     return not (cwd in (live_dir, base) or cwd.startswith(base + "/"))
 
 
+# A worker PM2 has just forked runs from the daemon's own directory until it changes to the
+# app's (and a helper the daemon runs stays there): a child seen elsewhere is read again
+# after these pauses, and only one still elsewhere after the last is stale.
+SETTLE_PAUSES = (0.5, 1.0, 2.0)
+
+
 def stale_workers(
     daemon_pid: int,
     want_dir: str,
     read_children: Callable[[int], list[int]],
     read_cwd: Callable[[int], str | None],
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[str]:
     """``pid N runs from DIR`` for each child of PM2's daemon that runs elsewhere than
-    ``want_dir``; nothing without a daemon (``daemon_pid`` 0). A child whose working
-    directory cannot be read (gone since it was listed) is left out."""
+    ``want_dir`` when first read and after each of ``SETTLE_PAUSES``; nothing without a
+    daemon (``daemon_pid`` 0). A child whose working directory cannot be read (gone since
+    it was listed) is left out. Without a suspect nothing waits."""
     if daemon_pid <= 0:
         return []
-    lines = []
-    for pid in read_children(daemon_pid):
-        cwd = read_cwd(pid)
-        if cwd is not None and runs_elsewhere(cwd, want_dir):
-            lines.append(f"pid {pid} runs from {cwd}")
-    return lines
+
+    def elsewhere(pids: list[int]) -> dict[int, str]:
+        cwds = {pid: read_cwd(pid) for pid in pids}
+        return {pid: cwd for pid, cwd in cwds.items() if cwd and runs_elsewhere(cwd, want_dir)}
+
+    suspects = elsewhere(read_children(daemon_pid))
+    for pause in SETTLE_PAUSES:
+        if not suspects:
+            break
+        sleep(pause)
+        suspects = elsewhere(list(suspects))
+    return [f"pid {pid} runs from {cwd}" for pid, cwd in suspects.items()]
 
 
 def proc_children(pid: int, proc_root: str = "/proc") -> list[int]:
@@ -224,6 +238,7 @@ def converge(
     read_children: Callable[[int], list[int]] = proc_children,
     read_cwd: Callable[[int], str | None] = proc_cwd,
     resolve: Callable[[str], str | None] = resolve_dir,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Decide, act once, then put right workers that run another release than ``app_dir``
     (``<app_root>/current[/<subdir>]``).
@@ -257,7 +272,8 @@ def converge(
         want = resolve(app_dir)
         if want is None:
             return []
-        return stale_workers(main_pid(systemctl, unit.unit), want, read_children, read_cwd)
+        daemon = main_pid(systemctl, unit.unit)
+        return stale_workers(daemon, want, read_children, read_cwd, sleep)
 
     try:
         running = enabled = True

@@ -106,6 +106,9 @@ seealso:
   - module: hardenkit.nodeapp.diagnose
 notes:
   - The diagnosis's C(stale_workers) finding judges a worker's directory by the same rule.
+  - A child of the daemon seen outside the release is read again after 0.5, 1 and 2
+    seconds, since a worker PM2 has just forked runs from the daemon's directory for a
+    moment; only one still outside after the last is stale.
 """
 
 EXAMPLES = r"""

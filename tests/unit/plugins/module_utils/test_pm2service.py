@@ -22,6 +22,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import 
     find_stale_workers,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service import (
+    SETTLE_PAUSES,
     ServiceError,
     converge,
     decide,
@@ -137,11 +138,38 @@ def test_stale_workers_lists_the_daemons_children_elsewhere():
         asked.append(pid)
         return list(cwds)
 
-    assert stale_workers(42, LIVE, children, cwds.get) == [
+    slept: list[float] = []
+    assert stale_workers(42, LIVE, children, cwds.get, slept.append) == [
         f"pid 12 runs from {OLD}",
         f"pid 14 runs from {OLD} (deleted)",
     ]
     assert asked == [42]
+    assert slept == list(SETTLE_PAUSES)
+
+
+def test_a_worker_just_forked_is_read_again_before_it_is_called_stale():
+    """The default scenario's idempotence once reloaded PM2 for ``pid 5142 runs from /``:
+    a worker PM2 had just forked, still in the daemon's directory."""
+    seen = {21: iter(["/", "/", LIVE]), 22: iter([OLD] * 4), 23: iter(["/", None])}
+    reads: list[int] = []
+
+    def read_cwd(pid: int) -> str | None:
+        reads.append(pid)
+        return next(seen[pid])
+
+    slept: list[float] = []
+    lines = stale_workers(42, LIVE, lambda _pid: [21, 22, 23], read_cwd, slept.append)
+    assert lines == [f"pid 22 runs from {OLD}"]
+    assert slept == list(SETTLE_PAUSES)
+    # 21 reaches the live release at the second look, 23 is gone at the first
+    assert reads == [21, 22, 23, 21, 22, 23, 21, 22, 22]
+
+
+def test_no_child_elsewhere_waits_for_nothing():
+    def sleep(pause: float) -> None:
+        raise AssertionError(f"slept {pause}")
+
+    assert stale_workers(42, LIVE, lambda _pid: [21, 22], {21: LIVE, 22: None}.get, sleep) == []
 
 
 @pytest.mark.parametrize("daemon", [0, -1])
@@ -231,6 +259,27 @@ def hosts(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for proc in (daemon, planted):
             os.killpg(proc.pid, 9)
             proc.wait()
+
+
+def test_l4_a_child_that_moves_to_the_live_release_is_not_stale(tmp_path: Path):
+    """A real child of the daemon that starts in ``/`` and changes to the live release a
+    moment later, as a worker PM2 forks does."""
+    live = tmp_path / "releases" / "r2"
+    live.mkdir(parents=True)
+    daemon = subprocess.Popen(
+        ["/bin/bash", "-c", f"(cd / && sleep 0.3 && cd {live} && exec sleep 60) & wait"],
+        cwd="/",
+        start_new_session=True,
+    )
+    try:
+        wait_for_children(daemon)
+        [child] = proc_children(daemon.pid)
+        assert proc_cwd(child) == "/"
+        assert stale_workers(daemon.pid, str(live), proc_children, proc_cwd) == []
+        assert proc_cwd(child) == str(live)
+    finally:
+        os.killpg(daemon.pid, 9)
+        daemon.wait()
 
 
 def test_l4_stale_check_lists_children_of_the_unit_main_pid(hosts):
@@ -395,6 +444,7 @@ def run(
         read_children=children,
         read_cwd=cwd,
         resolve=lambda path: LIVE,
+        sleep=lambda _pause: None,
         **flags,
     )
 
