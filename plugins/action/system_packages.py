@@ -61,7 +61,12 @@ class ActionModule(ActionBase):
                 # Apps of one machine (hardenkit_machine) install at once: the second waits
                 # for the first's dpkg lock, longer than apt's 60 s default.
                 "lock_timeout": 600,
-            },
+            }
+            | (
+                {}
+                if args["install_recommends"] is None
+                else {"install_recommends": args["install_recommends"]}
+            ),
             task_vars=task_vars,
         )
         result.update(apt)

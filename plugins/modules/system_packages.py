@@ -41,6 +41,11 @@ options:
     description: Update apt's cache first when it is older than this many seconds.
     type: int
     default: 3600
+  install_recommends:
+    description:
+      - Whether apt installs the packages' recommended packages too; unset, the host's apt
+        settings decide.
+    type: bool
 """
 
 EXAMPLES = r"""
@@ -67,4 +72,5 @@ versions:
 ARGUMENT_SPEC = {
     "names": {"type": "list", "elements": "str", "required": True},
     "cache_valid_time": {"type": "int", "default": 3600},
+    "install_recommends": {"type": "bool"},
 }
