@@ -73,10 +73,12 @@ unit: venv
 # Tests that run ansible-playbook (harden.yml's validation against the local Node.js mirror,
 # roles' tasks, the action plugins), a real Nginx or another program on the roles' files, and
 # the built collection (tests/packaging). Nginx is Debian's binary, unpacked into .cache/nginx
-# (not installed): `nginx -t` on the rendered templates and a live load balancer on loopback.
+# (not installed): `nginx -t` on the rendered templates and a live load balancer on loopback;
+# promtool likewise, from Debian's prometheus package, into .cache/prometheus.
 # Two workers (pytest-xdist): most of their time is ansible-playbook runs of a few seconds.
 integration: venv mirror
-	HARDENKIT_NGINX="$$(scripts/fetch-nginx.sh)" pytest -n 2 --dist load tests/integration tests/packaging
+	HARDENKIT_NGINX="$$(scripts/fetch-nginx.sh)" HARDENKIT_PROMTOOL="$$(scripts/fetch-promtool.sh)" \
+	  pytest -n 2 --dist load tests/integration tests/packaging
 
 # `faults` measures recovery times, so it runs alone; the other seven run in two lanes
 # (scripts/molecule-lanes.sh: stages of lanes), balanced by their measured minutes

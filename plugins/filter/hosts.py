@@ -1,10 +1,12 @@
 """Which hosts the kit runs on: Debian 12 (bookworm) and 13 (trixie), the releases its
 package names, unit settings and tests are made for (``host_refusal``); and the addresses
 one tier of hosts uses for the other (``peer_addresses``); and the apps one machine serves
-(``machine_hosts``)."""
+(``machine_hosts``); and what is wrong with an address a server is to listen on
+(``listen_address_error``)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -79,10 +81,34 @@ def machine_hosts(hosts: Iterable[str], hostvars: Mapping[str, Any], machine: st
     ]
 
 
+def listen_address_error(value: Any, name: str) -> str:
+    """What is wrong with ``value`` as ``ADDRESS:PORT`` to listen on, ``[ADDRESS]:PORT`` for
+    IPv6 ("" when nothing is): an IP address, not a name (a listener binds one address, and
+    a name may resolve to another tomorrow), and a port from 1 to 65535."""
+    text = value if isinstance(value, str) else ""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        six = True
+    else:
+        six = False
+    try:
+        ip = ipaddress.ip_address(host)
+        number = int(port) if port.isdigit() else 0
+    except ValueError:
+        ip, number = None, 0
+    if sep and ip is not None and (ip.version == 6) == six and 1 <= number <= 65535:
+        return ""
+    return (
+        f"{name} must be an IP address and a port, as 127.0.0.1:9100 or [::1]:9100 (got {value!r})"
+    )
+
+
 class FilterModule:
     def filters(self):
         return {
             "host_refusal": host_refusal,
             "peer_addresses": peer_addresses,
             "machine_hosts": machine_hosts,
+            "listen_address_error": listen_address_error,
         }

@@ -75,6 +75,7 @@ def m9_run(tmp_path_factory) -> subprocess.CompletedProcess:
         {
             "watchdog_webhook_url": SECRET_URL,
             "__watchdog_dirs": [{"path": str(dest), "mode": "0755"}],
+            "__watchdog_lib_utils": str(dest),
             "__watchdog_script": str(dest / "hardenkit-watchdog.py"),
             "__watchdog_config": str(dest / "workbot.json"),
             "__watchdog_state": str(dest / "state.json"),
@@ -154,6 +155,30 @@ L1_CASES: dict[str, tuple[dict[str, Any], str]] = {
         {"watchdog_webhook_url": GOOD_URL, "watchdog_webhook_headers": {"X-Token": "a\r\nHost: b"}},
         "watchdog_webhook_headers values",
     ),
+    # issue 20: where the node exporter listens, checked only with metrics on
+    "metrics-name": (
+        {"watchdog_metrics_enabled": True, "watchdog_metrics_address": "localhost:9100"},
+        "watchdog_metrics_address must be an IP address and a port",
+    ),
+    "metrics-no-port": (
+        {"watchdog_metrics_enabled": True, "watchdog_metrics_address": "127.0.0.1"},
+        "watchdog_metrics_address must be an IP address and a port",
+    ),
+    "metrics-v6-unbracketed": (
+        {"watchdog_metrics_enabled": True, "watchdog_metrics_address": "::1:9100"},
+        "watchdog_metrics_address",
+    ),
+    "metrics-port-range": (
+        {"watchdog_metrics_enabled": True, "watchdog_metrics_address": "0.0.0.0:99999"},
+        "watchdog_metrics_address",
+    ),
+    "metrics-flag-injected": (
+        {
+            "watchdog_metrics_enabled": True,
+            "watchdog_metrics_address": "127.0.0.1:9100 --web.config.file=/tmp/x",
+        },
+        "watchdog_metrics_address",
+    ),
 }
 L1_GOOD: dict[str, dict[str, Any]] = {
     "good-defaults": {},
@@ -166,6 +191,9 @@ L1_GOOD: dict[str, dict[str, Any]] = {
         "watchdog_webhook_url": "http://127.0.0.1:9099/hook",
         "watchdog_webhook_allow_http": True,
     },
+    "good-metrics-v6": {"watchdog_metrics_enabled": True, "watchdog_metrics_address": "[::]:9100"},
+    # Metrics off: the address is not read.
+    "good-metrics-off": {"watchdog_metrics_address": "not an address"},
 }
 
 

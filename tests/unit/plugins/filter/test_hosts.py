@@ -1,5 +1,6 @@
 """The hosts the kit refuses, from the facts Ansible gathers on them (recorded from real
-systems' setup output: distribution, distribution_major_version, _version, _release)."""
+systems' setup output: distribution, distribution_major_version, _version, _release), and
+the addresses a server may listen on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from ansible_collections.hardenkit.nodeapp.plugins.filter.hosts import (
     host_refusal,
+    listen_address_error,
     machine_hosts,
     peer_addresses,
 )
@@ -113,3 +115,34 @@ def test_a_host_without_a_machine_is_its_own():
     hostvars = {"a": {"hardenkit_machine": ""}, "b": {"hardenkit_machine": None}}
     assert machine_hosts(["a", "b"], hostvars, "a") == ["a"]
     assert machine_hosts(["a", "b"], hostvars, "b") == ["b"]
+
+
+# --- listen_address_error (watchdog_metrics_address) -------------------------------------------
+
+
+@pytest.mark.parametrize("given", ["127.0.0.1:9100", "0.0.0.0:9100", "[::1]:9100", "[::]:65535"])
+def test_an_address_and_a_port_pass(given):
+    assert listen_address_error(given, "watchdog_metrics_address") == ""
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "localhost:9100",  # a name: a listener binds one address
+        "127.0.0.1",
+        "127.0.0.1:",
+        "::1:9100",  # IPv6 without brackets
+        "[127.0.0.1]:9100",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "127.0.0.1:9100 --web.config.file=/tmp/x",
+        " 127.0.0.1:9100",
+        "127.0.0.1:+91",
+        9100,
+        None,
+    ],
+)
+def test_anything_else_is_refused_naming_the_setting(given):
+    message = listen_address_error(given, "watchdog_metrics_address")
+    assert message.startswith("watchdog_metrics_address must be an IP address and a port")
+    assert repr(given) in message

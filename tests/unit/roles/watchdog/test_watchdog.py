@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import json
+import os
 import socket
 import sys
 import threading
@@ -306,6 +307,38 @@ def test_the_database_back_and_the_app_recovered_by_itself():
     assert wd.decide(state, OK, OK, 1020, CFG, None) == (None, "", [])
 
 
+def test_the_database_away_while_the_app_answers_is_said_once_and_changes_nothing():
+    """The watchdog asks the database on every run: an outage is alerted even while the app
+    still answers (its health path need not touch the database)."""
+    state: dict = {}
+    runs = [wd.decide(state, OK, OK, 1000 + 10 * i, CFG, DB_DOWN) for i in range(4)]
+    assert [r[0] for r in runs] == ["db_down", None, None, None]
+    [(level, line)] = runs[0][2]
+    assert level == "<3>"
+    assert line == (
+        "database 10.0.0.9:5432: Connection refused; the app still answers /api/health: "
+        "alerting once, nothing to do on this host"
+    )
+    assert all(r[2] == [] for r in runs[1:])
+    # The app starts failing while the database is away: held, said once, no second alert.
+    held = [wd.decide(state, DOWN, DOWN, 1100 + 10 * i, CFG, DB_DOWN) for i in range(5)]
+    assert [h[0] for h in held] == [None] * 5
+    assert state.get("actions", []) == []
+    assert [len(h[2]) for h in held] == [1, 0, 0, 0, 0]
+    assert "not reloading the app while its database is away" in held[0][2][0][1]
+    # Both back: one all-clear.
+    action, _reason, lines = wd.decide(state, OK, OK, 1200, CFG, DB_UP)
+    assert action == "recovered"
+    assert "its database away until now" in lines[0][1]
+    assert wd.decide(state, OK, OK, 1210, CFG, DB_UP) == (None, "", [])
+
+
+def test_nginx_failing_while_the_database_is_away_is_still_put_right():
+    state: dict = {}
+    actions = [wd.decide(state, OK, DOWN, 1000 + 10 * i, CFG, DB_DOWN)[0] for i in range(4)]
+    assert actions == ["db_down", None, None, "reload-nginx"]
+
+
 def test_without_a_database_to_ask_the_policy_is_unchanged():
     state, actions = {}, []
     for i in range(3):
@@ -313,27 +346,137 @@ def test_without_a_database_to_ask_the_policy_is_unchanged():
     assert actions == [None, None, "reload"]
 
 
-def test_reach_database_against_real_sockets(tmp_path):
+def test_the_database_is_asked_as_the_diagnosis_asks_it(tmp_path):
+    """check_database is module_utils/dbcheck.check (the diagnosis's reader), and
+    database_probe turns its facts into the probe decide takes."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     port = server.getsockname()[1]
     try:
-        up = wd.reach_database({"host": "127.0.0.1", "port": port}, 2)
+        up = wd.check_database({"host": "127.0.0.1", "port": port, "budget": 12}, None)
     finally:
         server.close()
-    down = wd.reach_database({"host": "127.0.0.1", "port": port}, 2)
-    assert up.ok and up.detail == f"database 127.0.0.1:{port} answers"
-    assert not down.ok and "Connection refused" in down.detail
+    down = wd.check_database({"host": "127.0.0.1", "port": port}, None)
+    assert (up["reachable"], up["budget"]) == (True, 12)
+    assert wd.database_probe(up) == wd.Probe(True, f"database 127.0.0.1:{port} answers")
+    assert not down["reachable"]
+    probe = wd.database_probe(down)
+    assert not probe.ok
+    assert probe.detail.startswith(f"database 127.0.0.1:{port} takes no connection (")
+    assert "Connection refused" in probe.detail
     sock_dir = tmp_path / "pg"
     sock_dir.mkdir()
     unix = socket.socket(socket.AF_UNIX)
     unix.bind(str(sock_dir / ".s.PGSQL.5432"))
     unix.listen(1)
     try:
-        assert wd.reach_database({"host": str(sock_dir), "port": 5432}, 2).ok
+        facts = wd.check_database({"host": str(sock_dir), "port": 5432}, None)
+        assert wd.database_probe(facts) == wd.Probe(True, f"database {sock_dir} answers")
     finally:
         unix.close()
-    # Never asked: no database, or a MySQL server.
-    assert wd.reach_database({}, 2) is None
-    assert wd.reach_database({"scheme": "mysql", "host": "127.0.0.1", "port": port}, 2) is None
+    # Never asked: no database, or a MySQL server (only its connections are counted).
+    assert wd.check_database({}, None) is None
+    assert wd.database_probe(None) is None
+    mysql = wd.check_database({"scheme": "mysql", "host": "127.0.0.1", "port": port}, None)
+    assert mysql["reachable"] is None and wd.database_probe(mysql) is None
+
+
+def test_a_name_that_does_not_resolve_in_time_is_a_database_away(monkeypatch):
+    """The watchdog's lookup had no timeout: a resolver that never answers held the run."""
+    release = threading.Event()
+
+    def hang(*_args, **_kwargs):
+        release.wait(10)
+        raise OSError("late")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    started = time.monotonic()
+    try:
+        facts = wd.check_database({"host": "db.internal", "port": 5432}, None)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 4
+    assert not wd.database_probe(facts).ok
+    assert "resolving db.internal took over 2 s" in wd.database_probe(facts).detail
+
+
+# --- issue 20: metrics -------------------------------------------------------------------------
+
+
+def test_the_unit_workers_are_its_cgroup_but_the_daemon(tmp_path):
+    unified = tmp_path / "unified"
+    (unified / "system.slice/pm2-workbot.service").mkdir(parents=True)
+    (unified / "system.slice/pm2-workbot.service/cgroup.procs").write_text("300\n41\n302\n")
+    show = {
+        "ActiveState": "active",
+        "MainPID": "41",
+        "ControlGroup": "/system.slice/pm2-workbot.service",
+    }
+    mounts = (str(tmp_path / "v2-absent"), str(unified))
+    assert wd.unit_workers(show, mounts) == [300, 302]
+    assert wd.unit_workers({**show, "ControlGroup": ""}, mounts) is None
+    assert wd.unit_workers({**show, "ControlGroup": "/gone.service"}, mounts) is None
+
+
+def test_worker_starts_count_the_pids_new_since_the_last_run():
+    state: dict = {}
+    wd.count_starts(state, [300, 302])
+    assert state == {"workers": [300, 302]}  # the first run counts none
+    wd.count_starts(state, [300, 305])  # 302 killed, PM2 started 305
+    wd.count_starts(state, None)  # the cgroup not read: nothing known, nothing counted
+    wd.count_starts(state, [306, 307])  # a reload
+    assert (state["worker_starts"], state["workers"]) == (3, [306, 307])
+
+
+def test_the_metrics_text_names_each_source_it_read():
+    state = {"worker_starts": 4, "counts": {"reload": 2, "db_down": 1}}
+    probes = {"direct": wd.Probe(True, "200", 0.012), "nginx": wd.Probe(False, "502", 0.5)}
+    db = {"reachable": False, "connections": 3, "budget": 12}
+    cfg = {"app": 'we"b\\1', "health_path": "/api/health"}
+    run = {"verdict": "rolled_back", "finished": 990}
+    text = wd.metrics_text(cfg, state, probes, [300, 302], db, "r1", 1000.0, run)
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    app = 'app="we\\"b\\\\1"'
+    assert lines == [
+        f'hardenkit_probe_up{{{app},path="/api/health",route="direct"}} 1',
+        f'hardenkit_probe_up{{{app},path="/api/health",route="nginx"}} 0',
+        f'hardenkit_probe_duration_seconds{{{app},path="/api/health",route="direct"}} 0.012',
+        f'hardenkit_probe_duration_seconds{{{app},path="/api/health",route="nginx"}} 0.5',
+        f"hardenkit_pm2_workers_online{{{app}}} 2",
+        f"hardenkit_pm2_worker_starts_total{{{app}}} 4",
+        f'hardenkit_watchdog_actions_total{{{app},action="reload"}} 2',
+        f'hardenkit_watchdog_actions_total{{{app},action="restart"}} 0',
+        f'hardenkit_watchdog_actions_total{{{app},action="reload-nginx"}} 0',
+        f'hardenkit_watchdog_actions_total{{{app},action="hold"}} 0',
+        f'hardenkit_watchdog_actions_total{{{app},action="db_down"}} 1',
+        f"hardenkit_watchdog_last_run_timestamp_seconds{{{app}}} 1000",
+        f'hardenkit_release_info{{{app},release="r1"}} 1',
+        f'hardenkit_run_verdict{{{app},verdict="rolled_back"}} 1',
+        f"hardenkit_run_finished_timestamp_seconds{{{app}}} 990",
+        f"hardenkit_database_up{{{app}}} 0",
+        f"hardenkit_database_connections{{{app}}} 3",
+        f"hardenkit_database_connection_budget{{{app}}} 12",
+    ]
+    assert text.endswith("\n")
+    # Nothing read, nothing written: no probe (a deploy's grace), no cgroup, no database,
+    # no run recorded (load_state's {} for a missing record).
+    bare = wd.metrics_text(cfg, {}, {}, None, None, "", 1000.0, {})
+    assert {line.split("{")[0] for line in bare.splitlines() if not line.startswith("#")} == {
+        "hardenkit_pm2_worker_starts_total",
+        "hardenkit_watchdog_actions_total",
+        "hardenkit_watchdog_last_run_timestamp_seconds",
+    }
+
+
+def test_metrics_are_replaced_whole_and_readable_by_the_exporter(tmp_path):
+    path = tmp_path / "hardenkit_workbot.prom"
+    path.write_text("old\n")
+    old_umask = os.umask(0o077)
+    try:
+        wd.write_metrics(str(path), "new\n")
+    finally:
+        os.umask(old_umask)
+    assert path.read_text() == "new\n"
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hardenkit_workbot.prom"]

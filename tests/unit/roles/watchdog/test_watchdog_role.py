@@ -33,18 +33,24 @@ def load(path: Path) -> dict[str, Any]:
 
 def render(template: str, **given: Any) -> str:
     """``templates/<template>`` as the role writes it (trim_blocks on, lstrip_blocks off)."""
+    return render_text((ROLE / "templates" / template).read_text(encoding="utf-8"), **given)
+
+
+def render_text(text: str, **given: Any) -> str:
+    """``text`` rendered with the role's defaults and vars, over the app role's."""
     variables = {
         **trusted(load(ROOT / "roles" / "app" / "defaults" / "main.yml")),
         **trusted(load(ROLE / "defaults" / "main.yml")),
         "app_name": "workbot",
         "ansible_managed": "Ansible managed",
+        "role_path": str(ROLE),
         **given,
         **trusted(load(ROOT / "roles" / "app" / "vars" / "main.yml")),
         **trusted(load(ROLE / "vars" / "main.yml")),
     }
     templar = Templar(loader=DataLoader(), variables=variables)
     return templar.template(
-        trust_as_template((ROLE / "templates" / template).read_text(encoding="utf-8")),
+        trust_as_template(text),
         escape_backslashes=False,
         overrides={"trim_blocks": True, "lstrip_blocks": False},
     )
@@ -141,3 +147,43 @@ def test_m9_settings_task_is_always_no_log_and_no_diff():
     assert task["ansible.builtin.template"]["src"] == "{{ item.template }}"
     assert task["no_log"] is True
     assert task["diff"] is False
+
+
+# --- issue 20: metrics, and the database the unit must reach ---------------------------------
+
+
+def test_metrics_on_the_unit_writes_the_textfile_directory_and_the_exporter_listens():
+    on = {"watchdog_metrics_enabled": True, "watchdog_metrics_address": "[::1]:9101"}
+    settings = json.loads(render("watchdog.json.j2", **on))
+    assert settings["metrics_file"] == "/var/lib/prometheus/node-exporter/hardenkit_workbot.prom"
+    assert settings["app_user"] == "workbot"
+    unit = unit_settings(render("watchdog.service.j2", **on))
+    assert unit["ReadWritePaths"] == [
+        "/var/lib/hardenkit/watchdog /var/lib/prometheus/node-exporter"
+    ]
+    dropin = render("node-exporter.conf.j2", **on)
+    assert "--web.listen-address=[::1]:9101 " in dropin
+    assert "--collector.textfile.directory=/var/lib/prometheus/node-exporter\n" in dropin
+    # Off: no metrics file, and the directory stays read-only.
+    assert json.loads(render("watchdog.json.j2"))["metrics_file"] == ""
+    assert unit_settings(render("watchdog.service.j2"))["ReadWritePaths"] == [
+        "/var/lib/hardenkit/watchdog"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback_only"),
+    [
+        ("postgres://u:p@db.internal:5432/x", False),
+        ("postgres://u:p@10.0.0.9:5432/x", False),
+        ("postgres://u:p@127.0.0.1:5432/x", True),
+        ("postgres://u:p@localhost:5432/x", True),
+        ("postgres://u:p@[::1]:5432/x", True),
+        ("postgres://u:p@/x?host=/run/postgresql", True),
+    ],
+)
+def test_a_database_elsewhere_opens_the_unit_to_other_addresses(url, loopback_only):
+    """The unit denied every address but loopback, so the watchdog's check of a database on
+    another host failed, and it would have held off as if the database were away."""
+    unit = unit_settings(render("watchdog.service.j2", app_env={"DATABASE_URL": url}))
+    assert ("IPAddressDeny" in unit) is loopback_only
