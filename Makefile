@@ -77,7 +77,8 @@ unit: venv
 # promtool likewise, from Debian's prometheus package, into .cache/prometheus.
 # Two workers (pytest-xdist): most of their time is ansible-playbook runs of a few seconds.
 integration: venv mirror
-	HARDENKIT_NGINX="$$(scripts/fetch-nginx.sh)" HARDENKIT_PROMTOOL="$$(scripts/fetch-promtool.sh)" \
+	HARDENKIT_NGINX="$$(scripts/fetch-debian-binary.sh nginx usr/sbin/nginx -v)" \
+	HARDENKIT_PROMTOOL="$$(scripts/fetch-debian-binary.sh prometheus usr/bin/promtool --version)" \
 	  pytest -n 2 --dist load tests/integration tests/packaging
 
 # `faults` measures recovery times, so it runs alone; the other seven run in two lanes

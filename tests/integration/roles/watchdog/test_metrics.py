@@ -1,6 +1,7 @@
 """The watchdog's metrics and the alert rules shipped for them (issue 20), checked by real
-programs: Debian's ``promtool`` (``HARDENKIT_PROMTOOL``, else scripts/fetch-promtool.sh
-unpacks it) and the watchdog script run as its unit runs it on a host.
+programs: Debian's ``promtool`` (``HARDENKIT_PROMTOOL``, else
+scripts/fetch-debian-binary.sh unpacks it) and the watchdog script run as its unit runs it
+on a host.
 
 - The script, with the modules the role installs beside it (roles/watchdog/vars/main.yml's
   entries, in the same tree), runs under ``/usr/bin/python3 -I``: no Ansible on its path,
@@ -39,7 +40,12 @@ def promtool() -> str:
     if given:
         return given
     out = subprocess.run(
-        [str(ROOT / "scripts" / "fetch-promtool.sh")],
+        [
+            str(ROOT / "scripts" / "fetch-debian-binary.sh"),
+            "prometheus",
+            "usr/bin/promtool",
+            "--version",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
