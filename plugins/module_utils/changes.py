@@ -2,8 +2,10 @@
 
 ``run_changes`` reads the facts the roles and the recovery leave behind and lists, in the
 order the run does them: the release switch, what PM2 did, what dev cleanup stopped and
-disabled, what a failed run put back, and the Nginx reload. Command lines and the stale
-workers' reasons are cut short (``truncate``) so that one change stays one line.
+disabled, what a failed run put back, and the Nginx reload. PM2's restart for a variable
+that went away from the app's environment is said with the names, never the values.
+Command lines and the stale workers' reasons are cut short (``truncate``) so that one
+change stays one line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ INPUTS = (
     "pm2_reloads",
     "pm2_stale_fix",
     "pm2_stale_workers",
+    "pm2_env_removed",
     "dev_cleanup_result",
     "hardenkit_put_back",
     "pm2_service_name",
@@ -99,6 +102,12 @@ def run_changes(run: Mapping[str, Any]) -> list[str]:
         fix = "restarted" if run["pm2_stale_fix"] == "restart" else "reloaded"
         why = truncate(_joined(run["pm2_stale_workers"], "; "), 160)
         out.append(f"PM2 {fix}: its workers ran another release than the live one ({why})")
+    if run["pm2_env_removed"]:
+        names = truncate(_joined(run["pm2_env_removed"], ", "), 160)
+        out.append(
+            f"PM2 restarted: the app's environment no longer sets {names}, which a reload "
+            "keeps (pm2#3486)"
+        )
     cleanup = run["dev_cleanup_result"]
     for p in cleanup.get("stopped", []):
         cmd = truncate(str(p.get("cmdline") or ""), 80)

@@ -4,6 +4,11 @@
 injected ``systemctl`` and puts right workers that run another release (``stale_workers``,
 the rule the diagnosis's ``find_stale_workers`` shares through ``runs_elsewhere``).
 
+PM2's reload (``startOrReload --update-env``) merges the new environment into the one it
+holds: a variable that went away keeps its old value until PM2's daemon starts again
+(Unitech/pm2#3486). So the names PM2 was last given are kept in a record root owns, and a
+name missing now turns the run's reload into a restart (``env_names``, ``read_record``).
+
 PM2's daemon is always the unit's ``MainPID`` as systemd knows it, never
 ``<PM2_HOME>/pm2.pid``: the app user can write that file, and root would then list (and
 act on) the children of any pid named there.
@@ -46,6 +51,7 @@ def decide(
     ecosystem_changed: bool,
     release_switched: bool,
     reload_restarts: bool,
+    env_removed: bool = False,
 ) -> str:
     """The one action of a run: ``start``, ``restart``, ``reload`` or ``none``.
 
@@ -54,14 +60,68 @@ def decide(
     (systemd applies its settings only then). Otherwise a new release or ecosystem file
     needs only PM2's graceful reload, or a restart with ``reload_restarts`` (leaving a
     crash-looping release: a reload keeps its workers' pending back-off restarts).
+    ``env_removed``: PM2 holds a variable the app's environment no longer has, which only
+    a restart takes away, with or without another change.
     """
     if unit_inactive_or_disabled:
         return "start"
-    if unit_changed:
+    if unit_changed or env_removed:
         return "restart"
     if ecosystem_changed or release_switched:
         return "restart" if reload_restarts else "reload"
     return "none"
+
+
+# --- the environment PM2 holds -------------------------------------------------------------
+
+
+def env_names(text: str) -> set[str]:
+    """The names a release's environment file sets (``.hardenkit.env``: one
+    ``KEY=<JSON string>`` per line), read as its one reader, ``node-env.cjs``, reads them:
+    empty lines, ``#`` lines and lines without a name before ``=`` are skipped."""
+    names = set()
+    for line in text.split("\n"):
+        if not line or line.startswith("#"):
+            continue
+        eq = line.find("=")
+        if eq >= 1:
+            names.add(line[:eq])
+    return names
+
+
+def read_env_file(path: str) -> set[str]:
+    """``env_names`` of the file at ``path``; none when it is missing (as the reader)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return env_names(fh.read())
+    except FileNotFoundError:
+        return set()
+
+
+def read_record(path: str) -> set[str] | None:
+    """The names PM2 was last given (one per line), None when there is no record: a host
+    no run with it has acted on, whose old names are unknown."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return {line for line in fh.read().split("\n") if line}
+    except FileNotFoundError:
+        return None
+
+
+def write_record(path: str, names: set[str]) -> bool:
+    """Record ``names`` (names only, never values) at ``path``, root's, 0644, written under
+    a temporary name and renamed; its directory is made (0755) when missing. Whether the
+    record changed."""
+    text = "".join(f"{name}\n" for name in sorted(names))
+    if read_record(path) == names:
+        return False
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return True
 
 
 # --- the stale-worker rule -----------------------------------------------------------------
@@ -239,9 +299,14 @@ def converge(
     read_cwd: Callable[[int], str | None] = proc_cwd,
     resolve: Callable[[str], str | None] = resolve_dir,
     sleep: Callable[[float], None] = time.sleep,
+    env_now: set[str] | None = None,
+    env_before: set[str] | None = None,
 ) -> dict[str, Any]:
     """Decide, act once, then put right workers that run another release than ``app_dir``
     (``<app_root>/current[/<subdir>]``).
+
+    ``env_now``: the names of the environment PM2 would be given now; ``env_before``: those
+    it was last given (``read_record``; None, unknown). A name gone since is restarted away.
 
     ``unit_drifted``: the drift read found the unit not both active and enabled. Then, or
     after a new unit file, systemd is asked again (a unit still activating counts as
@@ -254,7 +319,8 @@ def converge(
     unless the action would have replaced the workers.
 
     Returns ``{action, started, restarted, reloaded, reloads, stale_workers, stale_fix,
-    changed}``. Raises ``ServiceError``, whose ``record`` is that dict as far as it got.
+    env_removed, changed}``. Raises ``ServiceError``, whose ``record`` is that dict as far
+    as it got.
     """
     unit = _Unit(systemctl, unit_name(name), check_mode)
     out: dict[str, Any] = {
@@ -265,6 +331,7 @@ def converge(
         "reloads": 0,
         "stale_workers": [],
         "stale_fix": "",
+        "env_removed": sorted(env_before - env_now) if env_now is not None and env_before else [],
         "changed": False,
     }
 
@@ -287,6 +354,7 @@ def converge(
             ecosystem_changed,
             release_switched,
             reload_restarts,
+            bool(out["env_removed"]),
         )
         out["action"] = action
         if action == "start":
@@ -317,3 +385,10 @@ def converge(
         exc.record = out
         raise
     return out
+
+
+def env_held(changed: bool, env_now: set[str], env_before: set[str] | None) -> set[str]:
+    """The names PM2 holds after a run: those given now after a start, restart or reload
+    (a reload only when none went away, so nothing else is left), or when no record says
+    otherwise; the recorded ones when the run did not act."""
+    return env_now if changed or env_before is None else env_before

@@ -25,6 +25,9 @@ description:
     C(current) changed by hand) are reloaded gracefully when this run took no action,
     checked again, and restarted if the reload did not take; after this run's own action
     they are restarted.
+  - PM2's reload keeps a variable that went away from the app's environment; so a run
+    restarts PM2 instead when a name in O(env_record) is no longer set, whatever else
+    changed.
   - Then, unless in check mode, waits for O(port) to listen and, when it started,
     restarted or reloaded the unit, requires the answers of O(probes) (M(hardenkit.nodeapp.probe)).
     Fails naming each path that did not answer as expected.
@@ -100,6 +103,25 @@ options:
         does not watch.
     type: float
     default: 0
+  env_file:
+    description:
+      - The live release's environment file (C(<app_root>/current/.hardenkit.env)), whose
+        names, with O(env_names), are the environment PM2 is given.
+    type: path
+  env_names:
+    description: The names of the variables the ecosystem file sets beside O(env_file).
+    type: list
+    elements: str
+    default: []
+  env_record:
+    description:
+      - Where the names PM2 was last given are kept (names only, never values), a file in a
+        directory root owns. A name recorded there that the environment no longer has
+        makes the run restart PM2, since PM2's reload keeps a variable that went away
+        (Unitech/pm2#3486). Without it (or without O(env_file)) nothing is compared.
+      - Written after every start, restart or reload, and when missing; writing it alone
+        does not count as a change.
+    type: path
 seealso:
   - module: hardenkit.nodeapp.drift
   - module: hardenkit.nodeapp.probe
@@ -162,6 +184,12 @@ stale_fix:
   description: What put them right, C(reload) or C(restart); empty when none ran elsewhere.
   type: str
   returned: always
+env_removed:
+  description: The names PM2 held that the environment no longer sets, which made it restart.
+  type: list
+  elements: str
+  returned: always
+  sample: ["DB_POOL_MAX"]
 probe:
   description:
     - The wait and the probes, C({ok, listening, attempts, probes}); each probe's last
@@ -186,10 +214,14 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service import (
     ServiceError,
     converge,
+    env_held,
     main_pid,
     proc_children,
+    read_env_file,
+    read_record,
     replaced_workers,
     unit_name,
+    write_record,
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.probes import (
     probe_args,
@@ -210,6 +242,9 @@ ARGUMENT_SPEC = {
     "app_dir": {"type": "path", "required": True},
     **probe_spec(retries=5, timeout=5),
     "settle": {"type": "float", "default": 0},
+    "env_file": {"type": "path"},
+    "env_names": {"type": "list", "elements": "str", "default": []},
+    "env_record": {"type": "path"},
 }
 
 
@@ -229,6 +264,23 @@ def main() -> None:
     def systemctl(args: list[str]) -> tuple[int, str, str]:
         return module.run_command([exe, *args], environ_update={"LC_ALL": "C", "LANG": "C"})
 
+    env_now = env_before = None
+    if p["env_file"] and p["env_record"]:
+        try:
+            env_now = read_env_file(p["env_file"]) | set(p["env_names"])
+            env_before = read_record(p["env_record"])
+        except OSError as exc:
+            module.fail_json(msg=f"Cannot read the app's environment names: {exc}")
+
+    def record(changed: bool) -> None:
+        # Names only, root's: what PM2 holds after this run, unless in check mode.
+        if env_now is None or module.check_mode:
+            return
+        try:
+            write_record(p["env_record"], env_held(changed, env_now, env_before))
+        except OSError as exc:
+            module.fail_json(msg=f"Cannot record the names PM2 holds: {exc}")
+
     try:
         result = converge(
             systemctl,
@@ -240,9 +292,13 @@ def main() -> None:
             reload_restarts=p["reload_restarts"],
             app_dir=p["app_dir"],
             check_mode=module.check_mode,
+            env_now=env_now,
+            env_before=env_before,
         )
     except ServiceError as exc:
+        record(bool(exc.record.get("changed")))
         module.fail_json(msg=str(exc), **exc.record)
+    record(result["changed"])
     if module.check_mode:
         module.exit_json(**result)
     # Probes only after this run started, restarted or reloaded the app: otherwise the

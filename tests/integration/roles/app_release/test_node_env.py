@@ -15,6 +15,7 @@ import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service import read_env_file
 from tests.hk_testlib import ROOT, trusted
 
 NODE = shutil.which("node")
@@ -91,3 +92,23 @@ def test_m10_a_missing_file_is_an_empty_environment_and_a_broken_one_an_error(tm
         [NODE, "-e", f"{load}('{tmp_path}/bad')"], capture_output=True, text=True, check=False
     )
     assert bad.returncode != 0 and "SyntaxError" in bad.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_the_names_pm2_service_compares_are_those_node_reads(tmp_path: Path):
+    """pm2_service restarts PM2 when a name went away (pm2#3486): it must read the names
+    as PM2's reader does, from the file the role writes and from lines it would skip."""
+    env_file = tmp_path / ".hardenkit.env"
+    env_file.write_text(render_env(ENV) + '\n# a comment\n=nameless\nX_2="="\n')
+    out = subprocess.run(
+        [
+            NODE,
+            "-e",
+            f"console.log(JSON.stringify(Object.keys(require({json.dumps(str(READER))})"
+            f"({json.dumps(str(env_file))}))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert read_env_file(str(env_file)) == set(json.loads(out.stdout)) == {*ENV, "X_2"}

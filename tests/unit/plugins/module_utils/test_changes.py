@@ -41,6 +41,7 @@ QUIET = {
     "pm2_reloads": 0,
     "pm2_stale_fix": "",
     "pm2_stale_workers": [],
+    "pm2_env_removed": [],
     "dev_cleanup_result": {},
     "hardenkit_put_back": {},
     "pm2_service_name": None,
@@ -116,6 +117,15 @@ def changes(**given: Any) -> list[str]:
             {"pm2_stale_fix": "reload"},
             ["PM2 reloaded: its workers ran another release than the live one ()"],
             id="stale fix without workers",
+        ),
+        pytest.param(
+            {"pm2_reloads": 1, "pm2_env_removed": ["DB_POOL_MAX", "RELEASE_NOTE"]},
+            [
+                "PM2 reloaded the app 1 time(s)",
+                "PM2 restarted: the app's environment no longer sets DB_POOL_MAX, RELEASE_NOTE,"
+                " which a reload keeps (pm2#3486)",
+            ],
+            id="restart for variables that went away",
         ),
         pytest.param(
             {

@@ -26,13 +26,17 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.pm2service impor
     ServiceError,
     converge,
     decide,
+    env_held,
+    env_names,
     main_pid,
     proc_children,
     proc_cwd,
+    read_record,
     replaced_workers,
     resolve_dir,
     runs_elsewhere,
     stale_workers,
+    write_record,
 )
 from tests.hk_testlib import free_port, run_module
 
@@ -63,6 +67,20 @@ IS_ENABLED = f"is-enabled {UNIT}"
 )
 def test_decide(unit_changed, inactive, ecosystem, switched, restarts, action):
     assert decide(unit_changed, inactive, ecosystem, switched, restarts) == action
+
+
+@pytest.mark.parametrize(
+    ("inactive", "ecosystem", "switched", "action"),
+    [
+        pytest.param(False, False, True, "restart", id="switched to a release without it"),
+        pytest.param(False, True, False, "restart", id="ecosystem without it"),
+        pytest.param(False, False, False, "restart", id="a run that failed left it"),
+        pytest.param(True, False, True, "start", id="stopped: a start gives only the new"),
+    ],
+)
+def test_decide_restarts_away_a_variable_pm2_still_holds(inactive, ecosystem, switched, action):
+    """PM2's reload merges the new environment into the old (pm2#3486)."""
+    assert decide(False, inactive, ecosystem, switched, False, env_removed=True) == action
 
 
 @pytest.mark.parametrize("given", list(itertools.product([False, True], repeat=5)), ids=str)
@@ -611,6 +629,101 @@ def test_converge_in_check_mode_changes_nothing(state, given, stale, calls, expe
         assert summary(out) == expected
 
 
+@pytest.mark.parametrize(
+    ("before", "now", "given", "action", "removed"),
+    [
+        pytest.param(
+            {"A", "DB_POOL_MAX"},
+            {"A"},
+            {"ecosystem_changed": True},
+            "restart",
+            ["DB_POOL_MAX"],
+            id="budget off",
+        ),
+        pytest.param(
+            {"A", "B", "C"},
+            {"A"},
+            {"release_switched": True},
+            "restart",
+            ["B", "C"],
+            id="rollback to a release without two",
+        ),
+        pytest.param({"A"}, {"A", "B"}, {"release_switched": True}, "reload", [], id="one added"),
+        pytest.param(None, {"A"}, {"release_switched": True}, "reload", [], id="no record"),
+        pytest.param({"A", "B"}, {"A"}, {}, "restart", ["B"], id="left by a failed run"),
+        pytest.param({"A"}, {"A"}, {}, "none", [], id="nothing changed"),
+    ],
+)
+def test_converge_restarts_when_a_name_went_away(before, now, given, action, removed):
+    systemd = Systemd()
+    flags = {
+        "unit_changed": False,
+        "unit_drifted": False,
+        "ecosystem_changed": False,
+        "release_switched": False,
+        "reload_restarts": False,
+        **given,
+    }
+    out = converge(
+        systemd,
+        "pm2-workbot",
+        app_dir="/srv/workbot/current",
+        resolve=lambda path: None,
+        env_now=now,
+        env_before=before,
+        **flags,
+    )
+    assert (out["action"], out["env_removed"]) == (action, removed)
+    assert [c for c in systemd.calls if c.split()[0] in CHANGES] == (
+        [f"{action} {UNIT}"] if action != "none" else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("changed", "before", "held"),
+    [(True, {"A", "B"}, {"A"}), (False, None, {"A"}), (False, {"A"}, {"A"})],
+)
+def test_env_held(changed, before, held):
+    assert env_held(changed, {"A"}, before) == held
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ('A="1"\nB="x=y"\n', {"A", "B"}),
+        ('# Ansible managed\n\nA="1"', {"A"}),
+        ('=nameless\nno-equals\nKEY_2="v"\n', {"KEY_2"}),
+        ('PEM="-----BEGIN\\nX\\n-----END"\n', {"PEM"}),
+        ("", set()),
+    ],
+)
+def test_env_names(text, names):
+    assert env_names(text) == names
+
+
+def test_the_record_holds_names_only_and_is_written_once(tmp_path: Path):
+    record = tmp_path / "pm2" / "pm2-workbot.env-names"
+    assert read_record(str(record)) is None
+    assert write_record(str(record), {"B", "A"}) is True
+    assert record.read_text() == "A\nB\n"
+    assert (record.parent.stat().st_mode & 0o777, record.stat().st_mode & 0o777) == (
+        0o755,
+        0o644,
+    )
+    assert write_record(str(record), {"A", "B"}) is False
+    assert read_record(str(record)) == {"A", "B"}
+    assert write_record(str(record), set()) is True and read_record(str(record)) == set()
+
+
+def test_the_record_is_not_written_through_a_link(tmp_path: Path):
+    record = tmp_path / "r.env-names"
+    target = tmp_path / "elsewhere"
+    (tmp_path / "r.env-names.tmp").symlink_to(target)
+    with pytest.raises(OSError):
+        write_record(str(record), {"A"})
+    assert not target.exists()
+
+
 def test_converge_without_a_release_checks_nothing():
     systemd = Systemd()
     out = converge(
@@ -776,3 +889,66 @@ def test_module_does_not_watch_when_it_did_nothing(fake_systemctl, http_server, 
     rc, out = run_module("pm2_service", args, tmp_path)
     assert rc == 0 and not out["changed"] and "exited" not in out, out
     assert time.monotonic() - began < 10
+
+
+def _release(app_root: Path, env: str) -> None:
+    """``current`` pointing at a new release whose .hardenkit.env is ``env``."""
+    release = app_root / "releases" / f"r{len(list(app_root.glob('releases/*')))}"
+    release.mkdir(parents=True)
+    (release / ".hardenkit.env").write_text(env)
+    link = app_root / "current"
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(release.relative_to(app_root))
+
+
+def test_module_restarts_pm2_when_the_environment_lost_a_name(
+    fake_systemctl, http_server, tmp_path
+):
+    """Budget on, then a release without SECRET: PM2's reload would keep both (pm2#3486)."""
+    app_root = tmp_path / "srv" / "workbot"
+    record = tmp_path / "state" / "pm2-workbot.env-names"
+    srv = http_server()
+    env = {"env_file": str(app_root / "current" / ".hardenkit.env"), "env_record": str(record)}
+    _release(app_root, '# Ansible managed\nSECRET="s"\nDATABASE_URL="postgres://db/x"\n')
+    calls = fake_systemctl(main_pid=0)
+    args = module_args(
+        app_root, srv.server_address[1], release_switched=True, env_names=["PORT"], **env
+    )
+    rc, out = run_module("pm2_service", args, tmp_path)
+    assert rc == 0 and out["action"] == "reload" and out["env_removed"] == [], out
+    assert record.read_text() == "DATABASE_URL\nPORT\nSECRET\n"
+
+    _release(app_root, 'DATABASE_URL="postgres://db/x"\n')
+    args["env_names"] = ["PORT", "DB_POOL_MAX"]
+    for check_mode in (True, False):
+        calls.write_text("")
+        rc, out = run_module("pm2_service", {**args, "_ansible_check_mode": check_mode}, tmp_path)
+        assert rc == 0 and (out["action"], out["env_removed"]) == ("restart", ["SECRET"]), out
+        assert (f"restart {UNIT}" in calls.read_text().splitlines()) is not check_mode
+        assert ("SECRET" in record.read_text()) is check_mode
+    assert record.read_text() == "DATABASE_URL\nDB_POOL_MAX\nPORT\n"
+
+    args["release_switched"] = False
+    rc, out = run_module("pm2_service", args, tmp_path)
+    assert rc == 0 and (out["action"], out["changed"]) == ("none", False), out
+
+
+def test_module_without_a_record_reloads_and_records(fake_systemctl, http_server, tmp_path):
+    """A host an older kit hardened: what PM2 holds is unknown, so no restart on a guess;
+    the record is written even by a run that changes nothing, not counted as a change."""
+    app_root = tmp_path / "srv" / "workbot"
+    record = tmp_path / "state" / "pm2-workbot.env-names"
+    _release(app_root, 'A="1"\n')
+    calls = fake_systemctl(main_pid=0)
+    srv = http_server()
+    args = module_args(
+        app_root,
+        srv.server_address[1],
+        env_file=str(app_root / "current" / ".hardenkit.env"),
+        env_record=str(record),
+    )
+    rc, out = run_module("pm2_service", args, tmp_path)
+    assert rc == 0 and (out["action"], out["changed"]) == ("none", False), out
+    assert calls.read_text().splitlines() == [SHOW_PID]  # the stale check reads only
+    assert record.read_text() == "A\n"
