@@ -85,6 +85,7 @@ def test_role_end_to_end(role_run, pair):
         assert doc["release"] == {"before": None, "after": "3f9a2c1b7e4d", "attempted": None}
         assert doc["before"] == before and doc["after"] == after
         assert doc["changed"] == CHANGES
+        assert doc["tls"] == make_report(before, after)["tls"]
         expected = compare(before, after, reloads=2)  # 1 reload x 2 PM2 workers
         for key in ("regressions", "improvements", "verdict", "counts", "notes"):
             assert doc[key] == expected[key], key

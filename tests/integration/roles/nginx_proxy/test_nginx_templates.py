@@ -143,12 +143,29 @@ def nginx_t(base: Path) -> tuple[int, str]:
         ("lb1", FLEET, FLEET_VARS, False),
         ("lb1", FLEET, FLEET_VARS, True),
         ("app1", FLEET, FLEET_VARS, False),
+        ("web1", SINGLE, {}, "acme"),
+        ("lb1", FLEET, FLEET_VARS, "acme"),
     ],
-    ids=["single", "single-tls", "load-balancer", "load-balancer-tls", "behind-load-balancer"],
+    ids=[
+        "single",
+        "single-tls",
+        "load-balancer",
+        "load-balancer-tls",
+        "behind-load-balancer",
+        "single-acme-before-the-certificate",
+        "load-balancer-acme-before-the-certificate",
+    ],
 )
 def test_nginx_accepts_the_configuration(tmp_path, host, groups, hostvars, tls):
     given: dict[str, Any] = {}
-    if tls:
+    if tls == "acme":
+        # Before certbot's first certificate: plain HTTP with the challenge location.
+        given = {
+            "app_server_name": "shop.example.com",
+            "nginx_proxy_acme_enabled": True,
+            "nginx_proxy_acme_email": "ops@example.com",
+        }
+    elif tls:
         cert, key = self_signed(tmp_path / "tls")
         given = {
             **TLS,

@@ -80,6 +80,7 @@ REPORT_KEYS = {
     "changed",
     "node",
     "sandbox_left_out",
+    "tls",
     "regressions",
     "improvements",
     "verdict",
@@ -277,6 +278,8 @@ def make_report(
         "changed": changed or [],
         "node": node or {"version": None, "method": None, "source": None, "spec": None},
         "sandbox_left_out": sandbox_left_out or [],
+        # No nginx_proxy in the run: TLS as served is unknown, no ACME certificate.
+        "tls": {"live": None, "acme_certificate": None, "acme_obtained": False, "acme_error": None},
         "regressions": cmp["regressions"],
         "improvements": cmp["improvements"],
         "verdict": cmp["verdict"],

@@ -414,3 +414,86 @@ def test_address_patterns(value, ip, cidr, name):
     assert bool(re.match(ROLE_VARS["__nginx_proxy_ip_pattern"], value)) is ip
     assert bool(re.match(ROLE_VARS["__nginx_proxy_cidr_pattern"], value)) is cidr
     assert bool(re.match(ROLE_VARS["__nginx_proxy_name_pattern"], value)) is name
+
+
+# --- ACME: the challenge served from the kit's webroot, TLS once the certificate is there ----
+
+ACME = {
+    "app_server_name": "shop.example.com www.shop.example.com",
+    "nginx_proxy_acme_enabled": True,
+    "nginx_proxy_acme_email": "ops@example.com",
+}
+WEBROOT = "/var/lib/hardenkit/acme/workbot/webroot"
+LIVE = "/etc/hardenkit/acme/workbot/live/workbot"
+
+
+def test_acme_before_the_certificate_serves_http_and_the_challenge():
+    site = render("web1", SINGLE, **ACME)["site.conf"]
+    assert "ssl_certificate" not in site and "return 301" not in site
+    assert directive(location(site, "^~ /.well-known/acme-challenge/"), "root") == [WEBROOT]
+    assert "location / {" in site  # the app, over plain HTTP as before
+
+
+def test_acme_with_the_certificate_serves_tls_and_the_challenge_over_http():
+    site = render("web1", SINGLE, __nginx_proxy_acme_cert={"stat": {"exists": True}}, **ACME)[
+        "site.conf"
+    ]
+    assert directive(site, "ssl_certificate") == [f"{LIVE}/fullchain.pem"]
+    assert directive(site, "ssl_certificate_key") == [f"{LIVE}/privkey.pem"]
+    http = site[: site.index("server {", site.index("server {") + 1)]
+    assert directive(location(http, "^~ /.well-known/acme-challenge/"), "root") == [WEBROOT]
+    assert directive(location(http, "/"), "return") == ["301 https://$host$request_uri"]
+    assert site.count("location ^~ /.well-known/acme-challenge/") == 1
+
+
+def test_tls_with_own_files_keeps_the_challenge_in_the_distributions_webroot():
+    site = render("web1", SINGLE, **TLS)["site.conf"]
+    assert directive(location(site, "^~ /.well-known/acme-challenge/"), "root") == ["/var/www/html"]
+    assert directive(site, "ssl_certificate") == ["/etc/ssl/hk/cert.pem"]
+
+
+def render_unit(name: str, **given: Any) -> str:
+    """templates/<name>.j2 of the role, as its ACME tasks write it (an app named workbot)."""
+    variables = {
+        **trusted(load(ROOT / "roles" / "app" / "defaults" / "main.yml")),
+        **trusted(load(ROLE / "defaults" / "main.yml")),
+        "app_name": "workbot",
+        "ansible_managed": "Ansible managed",
+        **given,
+        **trusted(load(ROLE / "vars" / "main.yml")),
+    }
+    templar = Templar(loader=DataLoader(), variables=variables)
+    source = (ROLE / "templates" / f"{name}.j2").read_text(encoding="utf-8")
+    return templar.template(trust_as_template(source), overrides={"trim_blocks": True})
+
+
+@pytest.mark.parametrize("ca", ["", "/srv/ca.pem"], ids=["public CA", "private CA"])
+def test_acme_renewal_unit_renews_this_certificate_only(ca):
+    unit = render_unit("acme.service", nginx_proxy_acme_ca_bundle=ca)
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert exec_start.split() == [
+        "ExecStart=/usr/bin/certbot",
+        "renew",
+        "--quiet",
+        "--non-interactive",
+        "--no-random-sleep-on-renew",
+        "--cert-name",
+        "workbot",
+        "--config-dir",
+        "/etc/hardenkit/acme/workbot",
+        "--work-dir",
+        "/var/lib/hardenkit/acme/workbot/work",
+        "--logs-dir",
+        "/var/lib/hardenkit/acme/workbot/logs",
+    ]
+    # The CA file on the host, not the control node's path.
+    expected = ["Environment=REQUESTS_CA_BUNDLE=/etc/hardenkit/acme/workbot-ca.pem"] if ca else []
+    assert [line for line in unit.splitlines() if line.startswith("Environment=")] == expected
+    assert "Type=oneshot" in unit.splitlines()
+
+
+def test_acme_timer_runs_twice_a_day_spread_and_persistent():
+    timer = render_unit("acme.timer")
+    for line in ("OnCalendar=*-*-* 00,12:00:00", "RandomizedDelaySec=12h", "Persistent=true"):
+        assert line in timer.splitlines()
+    assert "WantedBy=timers.target" in timer.splitlines()
