@@ -85,7 +85,7 @@ integration: venv mirror
 # (scripts/molecule-lanes.sh: stages of lanes), balanced by their measured minutes
 # (docs/testing.md). SCENARIOS=... on the command line runs the named scenarios one after
 # the other instead.
-MOLECULE_STAGES := "faults" "rollback cluster apps|default bare_host broken_server hostile_app"
+MOLECULE_STAGES := "faults" "rollback apps default|cluster bare_host broken_server hostile_app"
 
 molecule: setup
 ifeq ($(origin SCENARIOS),command line)
