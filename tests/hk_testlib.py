@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -314,3 +315,31 @@ def run_module(name: str, args: dict, tmp_path: Path) -> tuple[int, dict]:
         check=False,
     )
     return proc.returncode, json.loads(proc.stdout)
+
+
+def run_role_validate(work: Path, role: str, hosts: dict[str, dict[str, Any]]) -> str:
+    """One ansible-playbook run of ``hardenkit.nodeapp.<role>``'s validate entry point, one
+    local host per case (``hosts``: name -> its settings); its whole output."""
+    write_local_run(work, hosts, {})
+    (work / "validate.yml").write_text(
+        "- name: Validate\n"
+        "  hosts: all\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        f"    - name: Validate the {role} role's input\n"
+        "      ansible.builtin.include_role:\n"
+        f"        name: hardenkit.nodeapp.{role}\n"
+        "        tasks_from: validate\n"
+    )
+    proc = run_playbook(work, "validate.yml", "--forks", "8")
+    return proc.stdout + proc.stderr
+
+
+def host_result(out: str, host: str) -> tuple[dict[str, int], str]:
+    """``host``'s ok and failed counts in a run's recap, and its fatal lines."""
+    match = re.search(
+        rf"^{re.escape(host)}\s*:\s*ok=(\d+)\s+changed=\d+\s+\S+\s+failed=(\d+)", out, re.M
+    )
+    assert match, f"{host} not in the recap:\n{out[-3000:]}"
+    fatal = re.findall(rf"^fatal: \[{re.escape(host)}\]: FAILED! => (.*)$", out, re.M)
+    return {"ok": int(match.group(1)), "failed": int(match.group(2))}, "\n".join(fatal)

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.hk_testlib import run_playbook, write_local_run
-from tests.integration.roles.watchdog.test_watchdog_role import host_result
+from tests.hk_testlib import host_result, run_role_validate
 
 ON = {
     "nginx_proxy_acme_enabled": True,
@@ -52,22 +51,9 @@ GOOD: dict[str, dict[str, Any]] = {
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> str:
-    work = tmp_path_factory.mktemp("acme")
     hosts = {f"acme-{name}": given for name, (given, _) in CASES.items()}
     hosts |= {f"acme-{name}": given for name, given in GOOD.items()}
-    write_local_run(work, hosts, {})
-    (work / "validate.yml").write_text(
-        "- name: Validate\n"
-        "  hosts: all\n"
-        "  gather_facts: false\n"
-        "  tasks:\n"
-        "    - name: Validate the Nginx settings\n"
-        "      ansible.builtin.include_role:\n"
-        "        name: hardenkit.nodeapp.nginx_proxy\n"
-        "        tasks_from: validate\n"
-    )
-    proc = run_playbook(work, "validate.yml", "--forks", "8")
-    return proc.stdout + proc.stderr
+    return run_role_validate(tmp_path_factory.mktemp("acme"), "nginx_proxy", hosts)
 
 
 @pytest.mark.parametrize(("case", "named"), [(k, v[1]) for k, v in CASES.items()], ids=list(CASES))

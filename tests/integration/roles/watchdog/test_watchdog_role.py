@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.hk_testlib import run_playbook, write_local_run
+from tests.hk_testlib import host_result, run_playbook, run_role_validate, write_local_run
 from tests.unit.roles.watchdog.test_watchdog_role import SECRET_URL, render
 
 # --- L3: the unit's sandbox ----------------------------------------------------------------
@@ -200,31 +200,9 @@ L1_GOOD: dict[str, dict[str, Any]] = {
 @pytest.fixture(scope="module")
 def l1_run(tmp_path_factory) -> str:
     """One run of the role's validate entry point: one local host per case."""
-    work = tmp_path_factory.mktemp("l1")
     hosts = {f"l1-{name}": given for name, (given, _) in L1_CASES.items()}
     hosts |= {f"l1-{name}": given for name, given in L1_GOOD.items()}
-    write_local_run(work, hosts, {})
-    (work / "validate.yml").write_text(
-        "- name: Validate\n"
-        "  hosts: all\n"
-        "  gather_facts: false\n"
-        "  tasks:\n"
-        "    - name: Validate the watchdog's input\n"
-        "      ansible.builtin.include_role:\n"
-        "        name: hardenkit.nodeapp.watchdog\n"
-        "        tasks_from: validate\n"
-    )
-    proc = run_playbook(work, "validate.yml", "--forks", "8")
-    return proc.stdout + proc.stderr
-
-
-def host_result(out: str, host: str) -> tuple[dict[str, int], str]:
-    match = re.search(
-        rf"^{re.escape(host)}\s*:\s*ok=(\d+)\s+changed=\d+\s+\S+\s+failed=(\d+)", out, re.M
-    )
-    assert match, f"{host} not in the recap:\n{out[-3000:]}"
-    fatal = re.findall(rf"^fatal: \[{re.escape(host)}\]: FAILED! => (.*)$", out, re.M)
-    return {"ok": int(match.group(1)), "failed": int(match.group(2))}, "\n".join(fatal)
+    return run_role_validate(tmp_path_factory.mktemp("l1"), "watchdog", hosts)
 
 
 @pytest.mark.parametrize(
