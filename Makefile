@@ -20,7 +20,7 @@ export HARDENKIT_NODE_MIRROR ?= http://127.0.0.1:48021/
 # Every Molecule scenario; `make test` runs them all.
 SCENARIOS := default rollback broken_server faults cluster hostile_app bare_host apps
 
-.PHONY: help setup system venv docker images mirror lint unit integration molecule test test-quick demo demo-clean clean bench-diagnose bench-fleet bench-apps bench
+.PHONY: help setup system venv docker images mirror lint unit integration molecule molecule-check molecule-up test test-quick demo demo-clean clean bench-diagnose bench-fleet bench-apps bench
 
 help:
 	@echo "make demo        harden a local Docker container playing the broken server, show the report"
@@ -81,22 +81,35 @@ integration: venv mirror
 	HARDENKIT_PROMTOOL="$$(scripts/fetch-debian-binary.sh prometheus usr/bin/promtool --version)" \
 	  pytest -n 2 --dist load tests/integration tests/packaging
 
-# `faults` measures recovery times, so it runs alone; the other seven run in two lanes
-# (scripts/molecule-lanes.sh: stages of lanes), balanced by their measured minutes
+# `faults` measures recovery times, so its measurements run alone; the other seven run in
+# two lanes (scripts/molecule-lanes.sh: stages of lanes), balanced by their measured minutes
 # (docs/testing.md). SCENARIOS=... on the command line runs the named scenarios one after
 # the other instead.
-MOLECULE_STAGES := "faults" "rollback apps default|cluster bare_host broken_server hostile_app"
+MOLECULE_ALONE := faults
+MOLECULE_LANES := rollback apps default|cluster bare_host broken_server hostile_app
 
-molecule: setup
+# Every scenario is in one of the two.
+molecule-check:
+	@for f in molecule/*/molecule.yml; do s=$$(basename "$$(dirname "$$f")"); \
+	  echo '$(MOLECULE_ALONE)|$(MOLECULE_LANES)' | tr ' ' '|' | tr '|' '\n' | grep -qx -- "$$s" \
+	  || { echo "molecule/$$s is in neither MOLECULE_ALONE nor MOLECULE_LANES"; exit 1; }; done
+
+molecule: setup molecule-check
 ifeq ($(origin SCENARIOS),command line)
 	@scripts/molecule-lanes.sh "$(SCENARIOS)"
 else
-	@for f in molecule/*/molecule.yml; do s=$$(basename "$$(dirname "$$f")"); \
-	  echo '$(MOLECULE_STAGES)' | grep -qw -- "$$s" || { echo "molecule/$$s is in no stage of MOLECULE_STAGES"; exit 1; }; done
-	@scripts/molecule-lanes.sh $(MOLECULE_STAGES)
+	@scripts/molecule-lanes.sh "$(MOLECULE_ALONE)" "$(MOLECULE_LANES)"
 endif
 
-test: setup lint unit integration molecule
+# `make test`: lint, the unit and integration tests and the first half of `faults` (its
+# hosts created, prepared and hardened: nothing measured yet) at the same time; then the
+# faults themselves alone, then the two lanes. A failure in the first stage stops the rest.
+molecule-up: setup molecule-check
+	@scripts/molecule-lanes.sh "$(MOLECULE_ALONE):up"
+
+test: setup
+	@$(MAKE) --no-print-directory -j 4 --output-sync=target lint unit integration molecule-up
+	@HARDENKIT_MOLECULE_APPEND=1 scripts/molecule-lanes.sh "$(MOLECULE_ALONE):rest" "$(MOLECULE_LANES)"
 
 test-quick: setup lint unit integration
 	$(MAKE) molecule SCENARIOS=default

@@ -10,20 +10,64 @@
 # each scenario's full log is also in $HARDENKIT_MOLECULE_LOGS (default .cache/molecule-logs).
 # Exits non-zero if any scenario failed (the stages after it still run, so one failure does
 # not hide another), and prints each scenario's time and result.
+#
+# A scenario may run in two halves, in different stages or in different calls: NAME:up runs
+# its test sequence up to and including converge (the hosts are up, nothing verified yet),
+# NAME:rest the steps after converge; a failed NAME:rest still destroys, as `molecule test`
+# does. Without a suffix, the whole `molecule test`. HARDENKIT_MOLECULE_APPEND=1 adds to the
+# summary of an earlier call instead of starting a new one.
 set -uo pipefail
 
 logs="${HARDENKIT_MOLECULE_LOGS:-.cache/molecule-logs}"
 mkdir -p "$logs"
 summary="$logs/summary.txt"
-: >"$summary"
+[[ "${HARDENKIT_MOLECULE_APPEND:-}" == 1 ]] || : >"$summary"
+
+# The steps of a scenario's test sequence (its molecule.yml's, else the shared config's)
+# before and including converge (up), or after it (rest).
+steps() {
+    python3 - "$1" "$2" <<'PY'
+import sys
+import yaml
+
+name, half = sys.argv[1], sys.argv[2]
+seq = None
+for path in (f"molecule/{name}/molecule.yml", ".config/molecule/config.yml"):
+    seq = (yaml.safe_load(open(path)).get("scenario") or {}).get("test_sequence")
+    if seq:
+        break
+cut = seq.index("converge") + 1
+print(" ".join(seq[:cut] if half == "up" else seq[cut:]))
+PY
+}
+
+run() {
+    local name=${1%%:*} half=${1#*:} step rc=0
+    if [[ "$half" == "$1" ]]; then
+        molecule test --scenario-name "$name"
+        return
+    fi
+    for step in $(steps "$name" "$half"); do
+        if [[ $rc -ne 0 && "$step" != destroy ]]; then
+            continue
+        fi
+        molecule "$step" --scenario-name "$name"
+        local step_rc=$?
+        [[ $rc -ne 0 ]] || rc=$step_rc
+    done
+    return "$rc"
+}
 
 lane() {
-    local s start rc
+    local s start rc log
     for s in "$@"; do
         start=$(date +%s)
-        molecule test --scenario-name "$s" >"$logs/$s.log" 2>&1 &
+        log="$logs/${s%%:*}.log"
+        [[ "$s" == *:rest ]] || : >"$log"
+        local from=$(( $(wc -l <"$log") + 1 ))
+        run "$s" >>"$log" 2>&1 &
         local pid=$!
-        tail -n +1 -f --pid="$pid" "$logs/$s.log" | sed -u "s/^/[$s] /" &
+        tail -n "+$from" -f --pid="$pid" "$log" | sed -u "s/^/[$s] /" &
         local tailer=$!
         wait "$pid"
         rc=$?
