@@ -110,6 +110,7 @@ def report_summary(report: Mapping[str, Any], path: str | None = None) -> dict[s
         "release": {
             "live": release.get("after" if has_after else "before") or None,
             "attempted": release.get("attempted") or None,
+            "before": release.get("before") or None,
         },
         "pm2_restarts": pm2_restarts(seen, report.get("app")),
         "regressions": _why(report),
@@ -129,7 +130,7 @@ def _not_reached(host: str, release: str | None) -> dict[str, Any]:
         "warning": None,
         "failed_probes": None,
         "codes": [],
-        "release": {"live": release or None, "attempted": None},
+        "release": {"live": release or None, "attempted": None, "before": release or None},
         "pm2_restarts": None,
         "regressions": [],
         "report": None,
@@ -172,6 +173,7 @@ def fleet_summary(
         row["release"] = {
             "live": _mapping(summary.get("release")).get("live") or None,
             "attempted": _mapping(summary.get("release")).get("attempted") or None,
+            "before": _mapping(summary.get("release")).get("before") or None,
         }
         rows.append(row)
 

@@ -143,7 +143,7 @@ def test_summarize_returns_the_fleet_row_of_the_report(tmp_path):
     summary = result(proc)["summary"]
     assert summary["verdict"] == "improved" and summary["codes"] == ["log_errors"]
     assert (summary["critical"], summary["warning"]) == (0, 1)
-    assert summary["release"] == {"live": "3f9a", "attempted": "3f9a"}
+    assert summary["release"] == {"live": "3f9a", "attempted": "3f9a", "before": None}
     assert summary["report"] == str(tmp_path / "reports" / "web1" / "20261129T050000Z.md")
 
 

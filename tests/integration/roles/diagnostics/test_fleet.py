@@ -92,12 +92,18 @@ def test_role_end_to_end(fleet_run, pair):
     web1, web2, web3 = doc["hosts"]
     assert (web1["verdict"], web1["release"], web1["pm2_restarts"]) == (
         "improved",
-        {"live": LIVE, "attempted": LIVE},
+        {"live": LIVE, "attempted": LIVE, "before": None},
         6,
     )
-    assert (web2["verdict"], web2["release"]) == ("rolled_back", {"live": LIVE, "attempted": NEW})
+    assert (web2["verdict"], web2["release"]) == (
+        "rolled_back",
+        {"live": LIVE, "attempted": NEW, "before": LIVE},
+    )
     assert any("crash_loop" in r for r in web2["regressions"])
-    assert (web3["reached"], web3["release"]) == (False, {"live": OLD, "attempted": None})
+    assert (web3["reached"], web3["release"]) == (
+        False,
+        {"live": OLD, "attempted": None, "before": OLD},
+    )
     for row in (web1, web2):
         report = Path(row["report"])
         assert report.is_file() and report.parent == fleet_run["dir"] / row["host"]

@@ -151,7 +151,7 @@ def test_report_summary_of_an_improved_host(pair):
     assert s["codes"] == [f["code"] for f in hardened["findings"]]
     assert s["critical"] == sum(f["severity"] == "critical" for f in hardened["findings"]) == 0
     assert s["warning"] == sum(f["severity"] == "warning" for f in hardened["findings"])
-    assert s["release"] == {"live": LIVE, "attempted": LIVE}
+    assert s["release"] == {"live": LIVE, "attempted": LIVE, "before": None}
     # jlist_healthy: two workbot workers with restart_time 3 each
     procs = [p for p in hardened["facts"]["pm2"]["processes"] if p["name"] == "workbot"]
     assert len(procs) == 2
@@ -164,7 +164,7 @@ def test_report_summary_of_a_rolled_back_host(pair):
     s = report_summary(reports(pair)["web-2"], path_of("web-2"))
     assert s["verdict"] == "rolled_back" and s["outcome"] == "rolled_back"
     # live: the previous release, back after the rollback; attempted: the one rolled back
-    assert s["release"] == {"live": LIVE, "attempted": NEW}
+    assert s["release"] == {"live": LIVE, "attempted": NEW, "before": LIVE}
     # why: from the diagnosis of the attempted release before the rollback
     assert any("crash_loop" in r for r in s["regressions"])
     assert any("/api/health" in r for r in s["regressions"])
@@ -176,7 +176,7 @@ def test_report_summary_of_a_diagnosis_only(pair):
     # no diagnosis after: the one before counts
     assert s["codes"] == [f["code"] for f in incident["findings"]]
     assert (s["critical"], s["warning"]) == (6, 3)
-    assert s["release"] == {"live": None, "attempted": None}
+    assert s["release"] == {"live": None, "attempted": None, "before": None}
     assert s["pm2_restarts"] is None  # no PM2 on the broken server: unknown, not zero
     assert s["report"] is None
 
@@ -211,7 +211,7 @@ def test_fleet_document(pair):
         "warning": None,
         "failed_probes": None,
         "codes": [],
-        "release": {"live": OLD, "attempted": None},
+        "release": {"live": OLD, "attempted": None, "before": OLD},
         "pm2_restarts": None,
         "regressions": [],
         "report": None,
