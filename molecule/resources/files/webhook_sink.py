@@ -2,7 +2,9 @@
 """A tiny webhook receiver for tests: appends each POST's JSON body (and its
 Authorization header's presence) as one line to a file.
 
-Usage: webhook_sink.py PORT OUTPUT_JSONL
+Usage: webhook_sink.py PORT OUTPUT_JSONL [ADDRESS]
+
+ADDRESS: where it listens, 127.0.0.1 unless given (0.0.0.0 for senders on other hosts).
 """
 
 import http.server
@@ -28,4 +30,5 @@ class Sink(http.server.BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+    address = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+    http.server.HTTPServer((address, int(sys.argv[1])), Sink).serve_forever()
