@@ -1,6 +1,7 @@
 """Settings a role does not know: a typo such as pm2_instance is silently ignored by
 Ansible, and the run goes on with the default the user meant to change
-(``unknown_settings``); and what is wrong with each of ``app_probes`` (``probe_errors``)."""
+(``unknown_settings``); what is wrong with each of ``app_probes`` (``probe_errors``); and
+with a webhook URL setting (``webhook_url_errors``, ``module_utils/options.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import webhook_url_errors
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 # Each role's prefix. app_ covers app_release_ too; each prefix's known names are every
@@ -87,4 +90,8 @@ def probe_errors(probes: Any, path_pattern: str) -> list[str]:
 
 class FilterModule:
     def filters(self):
-        return {"unknown_settings": unknown_settings, "probe_errors": probe_errors}
+        return {
+            "unknown_settings": unknown_settings,
+            "probe_errors": probe_errors,
+            "webhook_url_errors": webhook_url_errors,
+        }

@@ -15,9 +15,10 @@ names it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import webhook_url_errors
 
 # The verdicts a message is always sent for.
 PROBLEMS = ("failed", "rolled_back")
@@ -25,7 +26,6 @@ FORMATS = ("generic", "slack")
 # Which fleet write this is: after a batch, or from a failing host's rescue.
 WRITES = ("batch_end", "failing")
 
-_URL_RE = re.compile(r"\Ahttps?://[A-Za-z0-9.\-\[\]:]+(/[^\s\"'<>\\;{}\x00-\x1f\x7f]*)?\Z")
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
@@ -52,20 +52,13 @@ def settings_errors(url: Any, fmt: Any, always: Any, allow_http: Any) -> list[st
     for name, value in (("always", always), ("allow_http", allow_http)):
         if flag(value) is None:
             errors.append(f"hardenkit_notify_{name} must be true or false (got {value!r})")
-    if not url:
-        return errors
-    if not _URL_RE.match(url):
-        errors.append(
-            "hardenkit_notify_webhook_url must be empty or an http(s) URL without spaces,"
-            " control characters, quotes, ; { or } (value not shown: it may hold a credential)"
-        )
-    elif url.startswith("http://") and flag(allow_http) is not True:
-        errors.append(
-            "hardenkit_notify_webhook_url must be https: a plain http URL sends the fleet"
-            " summary (and the URL's credential) in clear; set hardenkit_notify_allow_http:"
-            " true to allow it"
-        )
-    return errors
+    return errors + webhook_url_errors(
+        url,
+        "hardenkit_notify_webhook_url",
+        flag(allow_http) is True,
+        "hardenkit_notify_allow_http",
+        "the fleet summary (and the URL's credential)",
+    )
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -6,6 +6,7 @@ Each error names the offending input the way a user wrote it (``probes[1].status
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -96,3 +97,31 @@ def merge_thresholds(given: Mapping[str, Any] | None) -> dict[str, float]:
                 f"thresholds.{crit} ({merged[crit]:g})"
             )
     return merged
+
+
+# An http(s) URL of RFC 3986's characters only: no space, control character, quote, `;`,
+# `{` or `}` (a value that reaches a unit file or a settings file).
+WEBHOOK_URL_RE = re.compile(
+    r"\Ahttps?://[A-Za-z0-9._~%!$&()*+,=:@\[\]-]+([/?#][A-Za-z0-9._~%!$&()*+,=:@/?#\[\]-]*)?\Z"
+)
+
+
+def webhook_url_errors(
+    url: Any, name: str, allow_http: bool, allow_name: str, sends: str
+) -> list[str]:
+    """What is wrong with a webhook URL setting ``name`` (empty: none wanted); the URL is
+    never shown, as it may hold a credential. ``http://`` only with ``allow_name`` true
+    (``allow_http``); ``sends`` says what would travel in clear."""
+    if url is None or url == "":
+        return []
+    if not isinstance(url, str) or not WEBHOOK_URL_RE.match(url):
+        return [
+            f"{name} must be empty or an https URL without spaces, control characters,"
+            " quotes, ; { or } (value not shown: it may hold a credential)"
+        ]
+    if url.startswith("http://") and not allow_http:
+        return [
+            f"{name} must be https: a plain http URL sends {sends} in clear; set"
+            f" {allow_name}: true to allow it"
+        ]
+    return []
