@@ -16,6 +16,9 @@
 # NAME:rest the steps after converge; a failed NAME:rest still destroys, as `molecule test`
 # does. Without a suffix, the whole `molecule test`. HARDENKIT_MOLECULE_APPEND=1 adds to the
 # summary of an earlier call instead of starting a new one.
+#
+# A failed scenario's reasons (its failing tasks' lines) are printed last, after the
+# summary: where only the end of the output is kept (a CI page), that end says why.
 set -uo pipefail
 
 logs="${HARDENKIT_MOLECULE_LOGS:-.cache/molecule-logs}"
@@ -93,4 +96,10 @@ done
 
 echo "--- molecule:"
 cat "$summary"
+# Why each failed scenario failed: the lines of its failing tasks, at most 12 per scenario.
+sed -n 's/^molecule scenario \([^: ]*\)[^ ]*: FAILED.*/\1/p' "$summary" | sort -u | while read -r name; do
+    echo "--- why $name failed (whole log: $logs/$name.log):"
+    grep -E -A3 '^\[ERROR\]: |FAILED! => |CRITICAL ' "$logs/$name.log" \
+        | grep -v '^--$' | cut -c1-300 | tail -n 12
+done
 exit "$failed"
