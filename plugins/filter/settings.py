@@ -14,7 +14,10 @@ from typing import Any
 
 import yaml
 
-from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import webhook_url_errors
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
+    shared_path_errors,
+    webhook_url_errors,
+)
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 # Each role's prefix. app_ covers app_release_ too; each prefix's known names are every
@@ -94,4 +97,5 @@ class FilterModule:
             "unknown_settings": unknown_settings,
             "probe_errors": probe_errors,
             "webhook_url_errors": webhook_url_errors,
+            "shared_path_errors": shared_path_errors,
         }

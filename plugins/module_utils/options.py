@@ -125,3 +125,45 @@ def webhook_url_errors(
             f" {allow_name}: true to allow it"
         ]
     return []
+
+
+# A part of a shared path: a name, not hidden (no ., .. or dotfile), of these characters.
+SHARED_PART_RE = re.compile(r"\A[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*\Z")
+# What the build or the kit owns at the top of the app's directory: never a shared path.
+SHARED_RESERVED = ("node_modules", "public", "next-cache", "package.json", "server.js")
+
+
+def shared_path_errors(paths: Any, name: str, dist_dir: str) -> list[str]:
+    """What is wrong with ``paths`` (app_release_shared_paths): a list of paths relative to
+    the app's directory, each a name or names joined by ``/``, none the build's own
+    (``node_modules``, ``public`` itself, the dist directory ``dist_dir``), none inside
+    another. One message per problem, naming the entry."""
+    if isinstance(paths, (str, bytes, Mapping)) or not isinstance(paths, (list, tuple)):
+        return [
+            f"{name} must be a list of paths relative to the app's directory"
+            " (e.g. [public/uploads, data])"
+        ]
+    out: list[str] = []
+    seen: list[str] = []
+    reserved = (*SHARED_RESERVED, dist_dir.strip("/"))
+    for index, path in enumerate(paths):
+        parts = path.split("/") if isinstance(path, str) else []
+        if not parts or not all(SHARED_PART_RE.match(part) for part in parts):
+            out.append(
+                f"{name}[{index}] must be a relative path of names (letters, digits and"
+                f" . _ - + @, none hidden, no . or ..; e.g. public/uploads), got {path!r}"
+            )
+            continue
+        if parts[0] in reserved and (len(parts) == 1 or parts[0] != "public"):
+            out.append(
+                f"{name}[{index}] ({path}) is the build's or the kit's own; share a"
+                " directory of the app's own, such as public/uploads or data"
+            )
+            continue
+        for other in seen:
+            if path == other or path.startswith(other + "/") or other.startswith(path + "/"):
+                out.append(f"{name}[{index}] ({path}) overlaps {other}: list each place once")
+                break
+        else:
+            seen.append(path)
+    return out

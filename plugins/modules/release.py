@@ -76,6 +76,18 @@ options:
         C(<data_dir>/next-cache). Empty keeps no cache directory in the release.
     type: path
     default: ""
+  shared_paths:
+    description:
+      - With O(action=takeover), paths relative to the app's directory (O(app_dir)) that
+        persist across releases in O(data_dir); each is made there (the app user's, 0750) and
+        linked into the release in place of whatever the build left at it.
+    type: list
+    elements: str
+    default: []
+  app_dir:
+    description: The app's directory relative to the release (a monorepo's app), or empty.
+    type: str
+    default: ""
   required:
     description: Further paths, relative to the release, the build must have produced.
     type: list
@@ -299,6 +311,48 @@ def _link_cache(
                 _link(sfd, "route-cache", os.path.join(data_dir, "next-cache", "route-cache", rid))
 
 
+def _shared_prefix(app_dir: str, paths: list[str], data_dir: str) -> list[str]:
+    """The app's directory as parts, once the shared paths are known to be plain relative
+    paths with somewhere to live (checked before the take-over changes anything)."""
+    prefix = app_dir.split("/") if app_dir else []
+    for rel in paths:
+        if any(part in ("", ".", "..") for part in prefix + rel.split("/")):
+            raise rfs.ReleaseError(f"shared_paths: {rel!r} is not a plain relative path")
+    if paths and not data_dir:
+        raise rfs.ReleaseError("shared_paths need a data_dir to live in")
+    return prefix
+
+
+def _link_shared(
+    release_fd: int, app_dir: str, paths: list[str], data_dir: str, uid: int, gid: int
+) -> None:
+    """Each shared path (relative to the app's directory) lives in the data directory,
+    where it persists across releases and the app may write: made there, the app user's,
+    and linked into the release in place of whatever the build left at it. Its parents in
+    the release are root's directories (a link or file there is replaced by one)."""
+    if not paths:
+        return
+    prefix = _shared_prefix(app_dir, paths, data_dir)
+    _cache_dirs(data_dir, uid, gid, paths)
+    for rel in paths:
+        parts = prefix + rel.split("/")
+        fd = os.dup(release_fd)
+        try:
+            for part in parts[:-1]:
+                st = rfs.lstat_at(fd, part)
+                if st is None or not stat.S_ISDIR(st.st_mode):
+                    rfs.remove_tree(fd, part)
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                nfd = rfs.open_at(fd, part)
+                os.close(fd)
+                fd = nfd
+                if st is None or not stat.S_ISDIR(st.st_mode):
+                    os.fchmod(fd, 0o755)
+            _link(fd, parts[-1], os.path.join(data_dir, rel))
+        finally:
+            os.close(fd)
+
+
 def _link(dir_fd: int, name: str, target: str) -> None:
     """``name`` in the root-owned ``dir_fd`` as a link to ``target`` (whatever was there goes)."""
     try:
@@ -505,6 +559,7 @@ def _takeover(
     parts = subdir.split("/") if subdir else []
     if any(part in ("", ".", "..") for part in parts):
         raise rfs.ReleaseError(f"subdir must be a plain relative path (got {p['subdir']!r})")
+    _shared_prefix(p["app_dir"], p["shared_paths"], p["data_dir"])
     bfd = rfs.open_at(root_fd, "builds")
     with rfs.opened(bfd):
         sfd = rfs.open_at(bfd, rid)
@@ -550,6 +605,7 @@ def _takeover(
                 + (f" (+{len(problems) - 10} more)" if len(problems) > 10 else "")
             )
         _link_cache(rfd, dist, p["data_dir"], uid, gid, rid)
+        _link_shared(rfd, p["app_dir"], p["shared_paths"], p["data_dir"], uid, gid)
         added = 0
         try:
             src = rfs.open_at(rfd, f"{dist}/static")
@@ -629,6 +685,8 @@ def main() -> None:
             "subdir": {"type": "str", "default": ""},
             "data_dir": {"type": "path", "default": ""},
             "required": {"type": "list", "elements": "str", "default": []},
+            "shared_paths": {"type": "list", "elements": "str", "default": []},
+            "app_dir": {"type": "str", "default": ""},
             "marker": {"type": "dict", "default": {}},
             "env": {"type": "str", "default": "", "no_log": True},
             "finished": {"type": "bool", "default": False},

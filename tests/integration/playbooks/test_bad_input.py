@@ -165,6 +165,16 @@ CASES = [
     ),
     ("db-budget-negative", {"app_db_connection_budget": -5}, "app_db_connection_budget must be 0"),
     ("memory-fraction", {"pm2_memory_fraction": 1.5}, "pm2_memory_fraction"),
+    (
+        "shared-path-escapes",
+        {"app_release_shared_paths": ["public/uploads", "../etc"]},
+        "app_release_shared_paths[1] must be a relative path",
+    ),
+    (
+        "shared-path-is-the-builds",
+        {"app_release_shared_paths": ["node_modules"]},
+        "app_release_shared_paths[0] (node_modules) is the build's or the kit's own",
+    ),
     ("app-env-not-a-mapping", {"app_env": "DATABASE_URL=x"}, "app_env"),
     ("app-env-bad-key", {"app_env": {"BAD-KEY": "x"}}, "app_env"),
     (

@@ -10,6 +10,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
     OptionError,
     merge_thresholds,
+    shared_path_errors,
     validate_port,
     validate_probes,
 )
@@ -74,3 +75,37 @@ def test_thresholds_merge_over_defaults():
 def test_bad_port(port):
     with pytest.raises(OptionError, match="app_port"):
         validate_port(port, "app_port")
+
+
+# --- shared paths (app_release_shared_paths) ------------------------------------------------
+
+
+def test_shared_paths_of_the_apps_own_directories_pass():
+    paths = ["public/uploads", "data", "var/sqlite", "public/media@2x"]
+    assert shared_path_errors(paths, "app_release_shared_paths", ".next") == []
+    assert shared_path_errors([], "app_release_shared_paths", ".next") == []
+
+
+@pytest.mark.parametrize(
+    ("paths", "words"),
+    [
+        ("public/uploads", "must be a list"),
+        ({"p": "data"}, "must be a list"),
+        (["../etc"], "[0] must be a relative path"),
+        (["/srv/data"], "[0] must be a relative path"),
+        (["data/"], "[0] must be a relative path"),
+        (["ok", ".env"], "[1] must be a relative path"),
+        (["a b"], "[0] must be a relative path"),
+        ([5], "[0] must be a relative path"),
+        (["node_modules/x"], "[0] (node_modules/x) is the build's or the kit's own"),
+        (["public"], "[0] (public) is the build's or the kit's own"),
+        (["build"], "[0] (build) is the build's or the kit's own"),
+        (["data", "data/img"], "[1] (data/img) overlaps data"),
+        (["data/img", "data"], "[1] (data) overlaps data/img"),
+        (["data", "data"], "[1] (data) overlaps data"),
+    ],
+)
+def test_shared_paths_that_are_not_the_apps_own_are_refused(paths, words):
+    errors = shared_path_errors(paths, "app_release_shared_paths", "build")
+    assert len(errors) == 1 and errors[0].startswith("app_release_shared_paths"), errors
+    assert words in errors[0], errors

@@ -694,3 +694,78 @@ def test_stage_exports_a_commit_as_the_app_user(app_root, base, tmp_path):
         "stage", app_root, tmp_path, release_id="g2", git_dir=str(repo), git_commit="f" * 40
     )
     assert rc != 0 and out["msg"].startswith(f"exporting {'f' * 40} failed"), out
+
+
+# --- shared paths (issue 19) ------------------------------------------------------------------
+
+
+def _built_with_shared(app_root: Path, tmp_path: Path, rid: str, app_dir: str = "", **kw):
+    rel = stage(app_root, tmp_path, rid)
+    fake_build(rel)
+    app = rel / app_dir if app_dir else rel
+    (app / "public" / "uploads").mkdir(parents=True, exist_ok=True)
+    (app / "public" / "uploads" / ".gitkeep").write_text("")
+    (app / "public" / "logo.svg").write_text("<svg/>")
+    os.symlink("public", app / "data")  # the build's own link, where a shared path goes
+    as_app(rel)
+    return takeover(
+        app_root, tmp_path, rid, shared_paths=["public/uploads", "data"], app_dir=app_dir, **kw
+    )
+
+
+def test_shared_paths_persist_in_the_data_dir_across_releases_and_pruning(app_root, tmp_path):
+    data = app_root / "shared" / "data"
+    rc, out = _built_with_shared(app_root, tmp_path, "r1")
+    assert rc == 0, out
+    rel = app_root / "releases" / "r1"
+    assert os.readlink(rel / "public" / "uploads") == str(data / "public" / "uploads")
+    assert os.readlink(rel / "data") == str(data / "data")
+    assert (rel / "public" / "logo.svg").read_text() == "<svg/>"
+    assert (rel / "public").lstat().st_uid == 0
+    for shared in (data / "public" / "uploads", data / "data"):
+        st = shared.lstat()
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == _uid(), shared
+        assert stat.S_IMODE(st.st_mode) == 0o750
+    # What the app writes there stays through the next releases, their switches and pruning.
+    (data / "public" / "uploads" / "photo.jpg").write_text("jpeg")
+    as_app(data)
+    for rid in ("r2", "r3"):
+        assert _built_with_shared(app_root, tmp_path, rid)[0] == 0
+        assert module("switch", app_root, tmp_path, release_id=rid, keep=2)[0] == 0
+    assert not (app_root / "releases" / "r1").exists()
+    assert (app_root / "current" / "public" / "uploads" / "photo.jpg").read_text() == "jpeg"
+    assert not (data / "public" / "uploads" / ".gitkeep").exists()
+
+
+def test_a_monorepo_apps_shared_paths_are_linked_in_its_own_directory(app_root, tmp_path):
+    rc, out = _built_with_shared(app_root, tmp_path, "r1", app_dir="apps/web")
+    assert rc == 0, out
+    rel = app_root / "releases" / "r1" / "apps" / "web"
+    data = app_root / "shared" / "data"
+    assert os.readlink(rel / "public" / "uploads") == str(data / "public" / "uploads")
+
+
+def test_shared_paths_never_make_anything_through_the_apps_links(app_root, victim, tmp_path):
+    data = app_root / "shared" / "data"
+    os.symlink(str(victim / "private"), data / "public")
+    os.chown(data / "public", _uid(), _gid(), follow_symlinks=False)
+    before = tree(victim)
+    rc, out = _built_with_shared(app_root, tmp_path, "r1")
+    assert rc == 0, out
+    assert tree(victim) == before
+    # The release links where the path belongs; that the app made it lead elsewhere is
+    # the app's own business, for root never writes through it.
+    rel = app_root / "releases" / "r1"
+    assert os.readlink(rel / "public" / "uploads") == str(data / "public" / "uploads")
+
+
+@pytest.mark.parametrize("bad", ["../up", "/abs", "a/./b"])
+def test_a_shared_path_leading_elsewhere_is_refused(app_root, tmp_path, bad):
+    rel = stage(app_root, tmp_path, "r1")
+    fake_build(rel)
+    as_app(rel)
+    rc, out = takeover(app_root, tmp_path, "r1", shared_paths=[bad])
+    assert rc != 0 and "shared_paths" in out["msg"], out
+    # Refused before the take-over changed anything: the build is still the app user's.
+    assert (app_root / "builds" / "r1").stat().st_uid == _uid()
+    assert not (app_root / "releases" / "r1").exists()
