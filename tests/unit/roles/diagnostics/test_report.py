@@ -85,6 +85,7 @@ REPORT_KEYS = {
     "improvements",
     "verdict",
     "outcome",
+    "failure",
     "counts",
     "notes",
 }
@@ -253,6 +254,7 @@ def make_report(
     *,
     reloads: int = 0,
     outcome: str = "",
+    failure: str = "",
     changed: list[str] | None = None,
     generated_at: str = "2026-02-10T10:02:00Z",
     failed: dict | None = None,
@@ -284,6 +286,7 @@ def make_report(
         "improvements": cmp["improvements"],
         "verdict": cmp["verdict"],
         "outcome": outcome or None,
+        "failure": failure or None,
         "counts": cmp["counts"],
         "notes": notes,
     }
@@ -558,6 +561,21 @@ def test_without_a_diagnosis_after(pair):
     for f in before["findings"]:
         assert I18N["en"]["codes"][f["code"]]["fix"] in left
     assert "no diagnosis after the run" in section(md, "Notes")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_failed_run_says_why_it_stopped(pair, lang):
+    before, _ = pair
+    why = (
+        "Stop when a hook failed: before_switch hooks of workbot r1 failed with exit status 3."
+        " Output (the end): hardenkit: the before_switch hook migrate failed (exit 3) ``` |"
+    )
+    md = render(make_report(before, None, outcome="failed", failure=why), lang)
+    lines = md.splitlines()
+    at = lines.index(I18N[lang]["failure_heading"])
+    assert lines[at + 2 : at + 5] == ["```text", why.replace("```", "'''"), "```"], lines[at:]
+    # Only a run that stopped has it.
+    assert I18N[lang]["failure_heading"] not in render(make_report(before, None), lang)
 
 
 @pytest.mark.parametrize("lang", LANGS)
