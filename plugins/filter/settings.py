@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
+    hook_errors,
+    release_hooks,
     shared_path_errors,
     webhook_url_errors,
 )
@@ -98,4 +100,6 @@ class FilterModule:
             "probe_errors": probe_errors,
             "webhook_url_errors": webhook_url_errors,
             "shared_path_errors": shared_path_errors,
+            "release_hook_errors": hook_errors,
+            "release_hooks": release_hooks,
         }

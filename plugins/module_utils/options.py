@@ -167,3 +167,68 @@ def shared_path_errors(paths: Any, name: str, dist_dir: str) -> list[str]:
         else:
             seen.append(path)
     return out
+
+
+HOOK_PHASES = ("before_switch", "after_switch")
+HOOK_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}\Z")
+
+
+def hook_errors(hooks: Any, name: str) -> list[str]:
+    """What is wrong with ``hooks`` (app_release_hooks): a mapping of before_switch and
+    after_switch to lists of hooks, each a command or ``{command, name, once}``. One message
+    per problem, naming the entry."""
+    if hooks is None or hooks == {}:
+        return []
+    if not isinstance(hooks, Mapping):
+        return [f"{name} must be a mapping of before_switch and after_switch to lists of commands"]
+    out = [
+        f"{name}.{key} is not a hook phase: use before_switch or after_switch"
+        for key in hooks
+        if key not in HOOK_PHASES
+    ]
+    for phase in HOOK_PHASES:
+        entries = hooks.get(phase) or []
+        if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, (list, tuple)):
+            out.append(f"{name}.{phase} must be a list of commands")
+            continue
+        names: set[str] = set()
+        for index, entry in enumerate(entries):
+            where = f"{name}.{phase}[{index}]"
+            hook = entry if isinstance(entry, Mapping) else {"command": entry}
+            extra = sorted(set(hook) - {"command", "name", "once"})
+            command = hook.get("command")
+            hook_name = hook.get("name", "")
+            if extra:
+                out.append(
+                    f"{where} has unknown keys {', '.join(map(str, extra))}:"
+                    " a hook has command, name and once"
+                )
+            elif not isinstance(command, str) or not command.strip():
+                out.append(f"{where} must be a command, or {{command: ..., name: ..., once: ...}}")
+            elif not isinstance(hook.get("once", False), bool):
+                out.append(f"{where}.once must be true or false")
+            elif hook_name and (
+                not isinstance(hook_name, str) or not HOOK_NAME_RE.match(hook_name)
+            ):
+                out.append(f"{where}.name must be up to 63 letters, digits, spaces and . _ -")
+            elif hook_name and hook_name in names:
+                out.append(f"{where}.name {hook_name} is given twice")
+            names.add(hook_name)
+    return out
+
+
+def release_hooks(hooks: Any, phase: str) -> list[dict[str, Any]]:
+    """The hooks of ``phase`` as ``{name, command, once}``, in their order; a hook without
+    a name is called by its place (``before_switch[0]``). Checked by hook_errors first."""
+    entries = (hooks or {}).get(phase) or [] if isinstance(hooks, Mapping) else []
+    out = []
+    for index, entry in enumerate(entries):
+        hook = entry if isinstance(entry, Mapping) else {"command": entry}
+        out.append(
+            {
+                "name": hook.get("name") or f"{phase}[{index}]",
+                "command": str(hook.get("command", "")),
+                "once": bool(hook.get("once", False)),
+            }
+        )
+    return out

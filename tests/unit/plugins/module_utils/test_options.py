@@ -9,7 +9,9 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import 
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
     OptionError,
+    hook_errors,
     merge_thresholds,
+    release_hooks,
     shared_path_errors,
     validate_port,
     validate_probes,
@@ -108,4 +110,48 @@ def test_shared_paths_of_the_apps_own_directories_pass():
 def test_shared_paths_that_are_not_the_apps_own_are_refused(paths, words):
     errors = shared_path_errors(paths, "app_release_shared_paths", "build")
     assert len(errors) == 1 and errors[0].startswith("app_release_shared_paths"), errors
+    assert words in errors[0], errors
+
+
+# --- release hooks (app_release_hooks) ------------------------------------------------------
+
+
+def test_hooks_as_commands_or_mappings_pass_and_are_named_by_place():
+    hooks = {
+        "before_switch": [
+            {"name": "migrate", "command": "npx prisma migrate deploy", "once": True},
+            "node scripts/warm.js",
+        ],
+        "after_switch": [],
+    }
+    assert hook_errors(hooks, "app_release_hooks") == []
+    assert hook_errors({}, "app_release_hooks") == []
+    assert release_hooks(hooks, "before_switch") == [
+        {"name": "migrate", "command": "npx prisma migrate deploy", "once": True},
+        {"name": "before_switch[1]", "command": "node scripts/warm.js", "once": False},
+    ]
+    assert release_hooks(hooks, "after_switch") == []
+    assert release_hooks({}, "after_switch") == []
+
+
+@pytest.mark.parametrize(
+    ("hooks", "words"),
+    [
+        (["npm run migrate"], "must be a mapping of before_switch and after_switch"),
+        ({"before_deploy": []}, "app_release_hooks.before_deploy is not a hook phase"),
+        ({"before_switch": "npm run migrate"}, "app_release_hooks.before_switch must be a list"),
+        ({"before_switch": [""]}, "app_release_hooks.before_switch[0] must be a command"),
+        ({"after_switch": [{"name": "x"}]}, "app_release_hooks.after_switch[0] must be a command"),
+        ({"before_switch": [{"command": "x", "run_once": True}]}, "unknown keys run_once"),
+        ({"before_switch": [{"command": "x", "once": "yes"}]}, "[0].once must be true or false"),
+        ({"before_switch": [{"command": "x", "name": "a;b"}]}, "[0].name must be up to 63"),
+        (
+            {"before_switch": [{"command": "x", "name": "m"}, {"command": "y", "name": "m"}]},
+            "[1].name m is given twice",
+        ),
+    ],
+)
+def test_hooks_that_cannot_run_are_refused_by_entry(hooks, words):
+    errors = hook_errors(hooks, "app_release_hooks")
+    assert len(errors) == 1 and errors[0].startswith("app_release_hooks"), errors
     assert words in errors[0], errors
