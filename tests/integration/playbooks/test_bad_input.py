@@ -171,6 +171,15 @@ CASES = [
         "app_release_shared_paths[1] must be a relative path",
     ),
     (
+        "hook-with-an-unknown-key",
+        {
+            "app_release_hooks": {
+                "before_switch": [{"command": "npm run migrate", "run_once": True}]
+            }
+        },
+        "app_release_hooks.before_switch[0] has unknown keys run_once",
+    ),
+    (
         "shared-path-is-the-builds",
         {"app_release_shared_paths": ["node_modules"]},
         "app_release_shared_paths[0] (node_modules) is the build's or the kit's own",
