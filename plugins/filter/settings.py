@@ -16,6 +16,7 @@ import yaml
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
     hook_errors,
+    is_list,
     release_hooks,
     shared_path_errors,
     webhook_url_errors,
@@ -74,7 +75,7 @@ def probe_errors(probes: Any, path_pattern: str) -> list[str]:
     """One message per entry of ``probes`` (app_probes) that is not ``{path, status}`` with a
     path matching ``path_pattern`` and a status from 100 to 599, naming its index. A value
     that is not a list gives none: the type check says so."""
-    if isinstance(probes, (str, bytes, Mapping)) or not isinstance(probes, (list, tuple)):
+    if not is_list(probes):
         return []
     out = []
     for index, probe in enumerate(probes):

@@ -127,6 +127,11 @@ def webhook_url_errors(
     return []
 
 
+def is_list(value: Any) -> bool:
+    """A YAML sequence (a string or a mapping is not one)."""
+    return isinstance(value, (list, tuple))
+
+
 # A part of a shared path: a name, not hidden (no ., .. or dotfile), of these characters.
 SHARED_PART_RE = re.compile(r"\A[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*\Z")
 # What the build or the kit owns at the top of the app's directory: never a shared path.
@@ -138,7 +143,7 @@ def shared_path_errors(paths: Any, name: str, dist_dir: str) -> list[str]:
     the app's directory, each a name or names joined by ``/``, none the build's own
     (``node_modules``, ``public`` itself, the dist directory ``dist_dir``), none inside
     another. One message per problem, naming the entry."""
-    if isinstance(paths, (str, bytes, Mapping)) or not isinstance(paths, (list, tuple)):
+    if not is_list(paths):
         return [
             f"{name} must be a list of paths relative to the app's directory"
             " (e.g. [public/uploads, data])"
@@ -173,6 +178,11 @@ HOOK_PHASES = ("before_switch", "after_switch")
 HOOK_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}\Z")
 
 
+def _as_hook(entry: Any) -> Mapping[str, Any]:
+    """A hook as written: a command alone, or a mapping."""
+    return entry if isinstance(entry, Mapping) else {"command": entry}
+
+
 def hook_errors(hooks: Any, name: str) -> list[str]:
     """What is wrong with ``hooks`` (app_release_hooks): a mapping of before_switch and
     after_switch to lists of hooks, each a command or ``{command, name, once}``. One message
@@ -188,13 +198,13 @@ def hook_errors(hooks: Any, name: str) -> list[str]:
     ]
     for phase in HOOK_PHASES:
         entries = hooks.get(phase) or []
-        if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, (list, tuple)):
+        if not is_list(entries):
             out.append(f"{name}.{phase} must be a list of commands")
             continue
         names: set[str] = set()
         for index, entry in enumerate(entries):
             where = f"{name}.{phase}[{index}]"
-            hook = entry if isinstance(entry, Mapping) else {"command": entry}
+            hook = _as_hook(entry)
             extra = sorted(set(hook) - {"command", "name", "once"})
             command = hook.get("command")
             hook_name = hook.get("name", "")
@@ -223,7 +233,7 @@ def release_hooks(hooks: Any, phase: str) -> list[dict[str, Any]]:
     entries = (hooks or {}).get(phase) or [] if isinstance(hooks, Mapping) else []
     out = []
     for index, entry in enumerate(entries):
-        hook = entry if isinstance(entry, Mapping) else {"command": entry}
+        hook = _as_hook(entry)
         out.append(
             {
                 "name": hook.get("name") or f"{phase}[{index}]",
