@@ -311,13 +311,21 @@ def _link_cache(
                 _link(sfd, "route-cache", os.path.join(data_dir, "next-cache", "route-cache", rid))
 
 
+def _plain_parts(path: str, name: str) -> list[str]:
+    """``path``'s names, refused unless it is a plain relative path (no empty part, . or ..);
+    an empty path has none."""
+    parts = path.split("/") if path else []
+    if any(part in ("", ".", "..") for part in parts):
+        raise rfs.ReleaseError(f"{name} must be a plain relative path (got {path!r})")
+    return parts
+
+
 def _shared_prefix(app_dir: str, paths: list[str], data_dir: str) -> list[str]:
     """The app's directory as parts, once the shared paths are known to be plain relative
     paths with somewhere to live (checked before the take-over changes anything)."""
-    prefix = app_dir.split("/") if app_dir else []
+    prefix = _plain_parts(app_dir, "app_dir")
     for rel in paths:
-        if any(part in ("", ".", "..") for part in prefix + rel.split("/")):
-            raise rfs.ReleaseError(f"shared_paths: {rel!r} is not a plain relative path")
+        _plain_parts(rel or ".", "shared_paths")
     if paths and not data_dir:
         raise rfs.ReleaseError("shared_paths need a data_dir to live in")
     return prefix
@@ -339,15 +347,10 @@ def _link_shared(
         fd = os.dup(release_fd)
         try:
             for part in parts[:-1]:
-                st = rfs.lstat_at(fd, part)
-                if st is None or not stat.S_ISDIR(st.st_mode):
-                    rfs.remove_tree(fd, part)
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                nfd = rfs.open_at(fd, part)
+                # As the take-over leaves a release's directories: root's, the app's group.
+                nfd, _ = rfs.ensure_dir(fd, part, 0, gid, 0o750)
                 os.close(fd)
                 fd = nfd
-                if st is None or not stat.S_ISDIR(st.st_mode):
-                    os.fchmod(fd, 0o755)
             _link(fd, parts[-1], os.path.join(data_dir, rel))
         finally:
             os.close(fd)
@@ -556,9 +559,7 @@ def _takeover(
         return {"changed": True}
     dist = p["dist_dir"].strip("/")
     subdir = p["subdir"].strip("/")
-    parts = subdir.split("/") if subdir else []
-    if any(part in ("", ".", "..") for part in parts):
-        raise rfs.ReleaseError(f"subdir must be a plain relative path (got {p['subdir']!r})")
+    parts = _plain_parts(subdir, "subdir")
     _shared_prefix(p["app_dir"], p["shared_paths"], p["data_dir"])
     bfd = rfs.open_at(root_fd, "builds")
     with rfs.opened(bfd):
