@@ -170,6 +170,7 @@ CASES = [
         {"app_release_shared_paths": ["public/uploads", "../etc"]},
         "app_release_shared_paths[1] must be a relative path",
     ),
+    ("hook-timeout-zero", {"app_release_hook_timeout": 0}, "app_release_hook_timeout positive"),
     (
         "hook-with-an-unknown-key",
         {
