@@ -16,17 +16,21 @@ description:
   - C(read) returns the live and previous release and whether O(release_id) is finished.
     On a host laid out by an older hardenkit it also takes over C(releases/*) and
     C(shared/static) (then owned by the app user), which counts as a change.
-  - C(stage) gives the build an empty C(builds/<id>) owned by O(user), creates the
-    root-only O(log_dir), and unpacks the source into it as O(user) (root only reads the
-    source, O(src) on the control node or a commit of O(git_dir)); no setuid or setgid
-    bit is restored, no owner taken from the archive.
-  - C(takeover) makes the built C(builds/<id>) root's (readable by O(user)'s group,
-    writable by root alone; links leading outside, devices, FIFOs, sockets and files of
-    other owners removed; setuid and setgid bits cleared), moves it to C(releases/<id>),
-    checks the Next.js build (C(.next/BUILD_ID) and the manifests, read without following
-    links), points the dist directory's C(cache) at O(data_dir), publishes the static
-    assets into C(shared/static) and writes the environment file and the marker that
-    says the release is finished.
+  - C(stage) gives the build an empty C(builds/<id>) (or O(build_dir)) owned by O(user),
+    creates the root-only O(log_dir), and unpacks the source into it as O(user) (root only
+    reads the source, O(src) on the control node or a commit of O(git_dir)); no setuid or
+    setgid bit is restored, no owner taken from the archive.
+  - C(takeover) makes the built C(builds/<id>) (or O(build_dir)) root's (readable by
+    O(user)'s group, writable by root alone; links leading outside, devices, FIFOs,
+    sockets and files of other owners removed; setuid and setgid bits cleared), moves it
+    to C(releases/<id>), checks the Next.js build (C(.next/BUILD_ID) and the manifests,
+    read without following links), points the dist directory's C(cache) at O(data_dir),
+    publishes the static assets into C(shared/static) and writes the environment file
+    and the marker that says the release is finished.
+  - C(pack) writes the finished O(release_id) as one archive, C(artifacts/<id>.tar.gz)
+    (root's, 0600; the only one kept there), for the other app servers of a fleet, its
+    files as they are, links as links (none followed), without the environment file and
+    the marker, which each host writes itself. Returns its path, size and sha256.
   - C(switch) points C(current) at O(release_id) and C(previous) at what was live, each
     replaced atomically, and removes the releases beyond O(keep) (never the one switched
     to, the one switched from, or what C(previous) names) with their ISR route caches.
@@ -46,7 +50,7 @@ options:
     description: The step.
     type: str
     required: true
-    choices: [read, stage, takeover, switch]
+    choices: [read, stage, takeover, switch, pack]
   app_root:
     description: The app's base directory; it must be root's and writable by root alone.
     type: path
@@ -101,6 +105,14 @@ options:
     description: The release's environment file, as its text (C(takeover)).
     type: str
     default: ""
+  build_dir:
+    description:
+      - For C(stage) and C(takeover), the build's directory under C(builds/) (a name); empty
+        for O(release_id). A name that stays the same from release to release keeps the ids
+        of the app's Server Actions the same, as Next.js derives them from the path it builds
+        in; the take-over moves it to C(releases/<id>) all the same.
+    type: str
+    default: ""
   log_dir:
     description:
       - For C(stage), a directory under O(app_root) (a name, not a path) made root's and
@@ -113,6 +125,12 @@ options:
         temporary file on the host and unpacked into C(builds/<id>) as O(user) (the
         action plugin does the copy).
     type: path
+  checksum:
+    description:
+      - For C(stage) with O(src), the archive's sha256, checked on the host before anything
+        is unpacked, and a mismatch refuses it (a release packed on another host, C(pack)).
+    type: str
+    default: ""
   git_dir:
     description:
       - For C(stage), a git repository on the host (root's) whose O(git_commit) is
@@ -180,6 +198,10 @@ routes:
   type: list
   elements: str
   returned: when O(action=takeover)
+artifact:
+  description: The archive's C(path), C(size) (bytes) and C(sha256).
+  type: dict
+  returned: when O(action=pack)
 takeover:
   description: Counts of what was taken over and what was removed, and why.
   type: dict
@@ -187,6 +209,7 @@ takeover:
 """
 
 import grp
+import hashlib
 import os
 import pwd
 import stat
@@ -424,6 +447,9 @@ def run(module: AnsibleModule) -> dict:
         rid = rfs.check_id(p["release_id"]) if p["release_id"] else ""
         if action != "read" and not rid:
             raise rfs.ReleaseError(f"release_id is required for action={action}")
+        build = p["build_dir"] or rid
+        if build and not rfs.RELEASE_ID.match(build):
+            raise rfs.ReleaseError(f"build_dir must be a name under builds/, got {build!r}")
 
         releases_fd = -1
         if check and rfs.lstat_at(root_fd, "releases") is None:
@@ -456,11 +482,13 @@ def run(module: AnsibleModule) -> dict:
                         else result["finished"]
                     )
             elif action == "stage":
-                result.update(_stage(root_fd, rid, uid, gid, check))
+                result.update(_stage(root_fd, build, uid, gid, check))
                 if not check:
-                    _stage_logs_and_source(module, root_fd, rid, uid, gid)
+                    _stage_logs_and_source(module, root_fd, build, uid, gid)
             elif action == "takeover":
-                result.update(_takeover(module, root_fd, releases_fd, rid, uid, gid))
+                result.update(_takeover(module, root_fd, releases_fd, rid, build, uid, gid))
+            elif action == "pack":
+                result.update(_pack(root_fd, releases_fd, rid, uid, check))
             elif action == "switch":
                 if uid >= 0 and releases_fd >= 0:
                     # A rollback on a host an older hardenkit laid out, before any build.
@@ -480,28 +508,28 @@ def run(module: AnsibleModule) -> dict:
     return result
 
 
-def _stage(root_fd: int, rid: str, uid: int, gid: int, check: bool) -> dict:
+def _stage(root_fd: int, name: str, uid: int, gid: int, check: bool) -> dict:
     if uid < 0:
         raise rfs.ReleaseError("user is required for action=stage")
     if check:
         return {"changed": True, "build_path": ""}
     bfd, _ = rfs.ensure_dir(root_fd, "builds", 0, gid, 0o750)
     with rfs.opened(bfd):
-        # A failed attempt of the same release goes first; of the others (failed builds,
+        # A failed attempt in the same directory goes first; of the others (failed builds,
         # kept for inspection) the newest stays.
-        rfs.remove_tree(bfd, rid)
+        rfs.remove_tree(bfd, name)
         for old in rfs.by_age(bfd)[1:]:
             rfs.remove_tree(bfd, old)
-        os.mkdir(rid, 0o700, dir_fd=bfd)
-        sfd = os.open(rid, rfs._DIR_FLAGS, dir_fd=bfd)
+        os.mkdir(name, 0o700, dir_fd=bfd)
+        sfd = os.open(name, rfs._DIR_FLAGS, dir_fd=bfd)
         with rfs.opened(sfd):
             os.fchown(sfd, uid, gid)
             os.fchmod(sfd, 0o750)
-    return {"changed": True, "build_path": _path(root_fd, f"builds/{rid}")}
+    return {"changed": True, "build_path": _path(root_fd, f"builds/{name}")}
 
 
 def _stage_logs_and_source(
-    module: AnsibleModule, root_fd: int, rid: str, uid: int, gid: int
+    module: AnsibleModule, root_fd: int, name: str, uid: int, gid: int
 ) -> None:
     """The build log directory (root's, 0700) and the source, unpacked by the app user."""
     p = module.params
@@ -509,7 +537,7 @@ def _stage_logs_and_source(
         if "/" in p["log_dir"] or p["log_dir"] in (".", ".."):
             raise rfs.ReleaseError(f"log_dir must be a name under app_root, got {p['log_dir']!r}")
         os.close(rfs.ensure_dir(root_fd, p["log_dir"], 0, 0, 0o700)[0])
-    dest = _path(root_fd, f"builds/{rid}")
+    dest = _path(root_fd, f"builds/{name}")
     # As the app user, into its own build directory: root writes nothing there.
     # --no-overwrite-dir keeps the directory's mode as _stage made it.
     tar = ["tar", "-x", "--no-same-permissions", "--no-same-owner", "--no-overwrite-dir"]
@@ -521,6 +549,12 @@ def _stage_logs_and_source(
         "env": {"PATH": "/usr/bin:/bin"},
     }
     if p["archive"]:
+        if p["checksum"]:
+            got = _sha256(p["archive"])
+            if got != p["checksum"].lower():
+                raise rfs.ReleaseError(
+                    f"the archive's sha256 is {got}, not {p['checksum']}: refused, nothing unpacked"
+                )
         with open(p["archive"], "rb") as source:
             done = subprocess.run(
                 [*tar[:2], "-z", *tar[2:]], stdin=source, capture_output=True, **as_user
@@ -545,12 +579,75 @@ def _stage_logs_and_source(
             )
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+ARTIFACTS = "artifacts"
+
+
+def _pack(root_fd: int, releases_fd: int, rid: str, uid: int, check: bool) -> dict:
+    """The finished release as one archive for the other hosts, root's alone: the only one
+    kept in artifacts/ (the one of an earlier release goes). Files as root took them over,
+    links stored as links; the environment file and the marker stay out (each host writes
+    its own at its take-over)."""
+    if uid < 0:
+        # Without it, the step that opens releases/ would give it to root's group.
+        raise rfs.ReleaseError("user is required for action=pack")
+    if releases_fd < 0 or not rfs.is_finished(releases_fd, rid, MARKER):
+        raise rfs.ReleaseError(f"release {rid} has no finished build to pack")
+    name = f"{rid}.tar.gz"
+    if check:
+        return {"changed": True, "artifact": {}}
+    afd, _ = rfs.ensure_dir(root_fd, ARTIFACTS, 0, 0, 0o700)
+    with rfs.opened(afd):
+        changed = False
+        if rfs.lstat_at(afd, name) is None:
+            rfs.remove_tree(afd, f".{name}.tmp")
+            path = _path(root_fd, f"{ARTIFACTS}/.{name}.tmp")
+            done = subprocess.run(
+                [
+                    "tar",
+                    "-C",
+                    _path(root_fd, f"releases/{rid}"),
+                    "--numeric-owner",
+                    "--owner=0",
+                    "--group=0",
+                    f"--exclude=./{ENV_FILE}",
+                    f"--exclude=./{MARKER}",
+                    # gzip's fastest level: a third of the default's time, a sixth more
+                    # bytes (437 MB of release: 5.8 s, 127 MB against 17.2 s, 108 MB).
+                    "--use-compress-program=gzip -1",
+                    "-cf",
+                    path,
+                    ".",
+                ],
+                capture_output=True,
+            )
+            if done.returncode != 0:
+                rfs.remove_tree(afd, f".{name}.tmp")
+                raise rfs.ReleaseError(f"packing release {rid} failed: {_text(done.stderr)}")
+            os.chmod(f".{name}.tmp", 0o600, dir_fd=afd, follow_symlinks=False)
+            os.rename(f".{name}.tmp", name, src_dir_fd=afd, dst_dir_fd=afd)
+            changed = True
+        for old in os.listdir(afd):
+            if old != name:
+                rfs.remove_tree(afd, old)
+        path = _path(root_fd, f"{ARTIFACTS}/{name}")
+        size = os.stat(name, dir_fd=afd, follow_symlinks=False).st_size
+    return {"changed": changed, "artifact": {"path": path, "size": size, "sha256": _sha256(path)}}
+
+
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace").strip()[-1000:]
 
 
 def _takeover(
-    module: AnsibleModule, root_fd: int, releases_fd: int, rid: str, uid: int, gid: int
+    module: AnsibleModule, root_fd: int, releases_fd: int, rid: str, name: str, uid: int, gid: int
 ) -> dict:
     p = module.params
     if uid < 0:
@@ -563,12 +660,12 @@ def _takeover(
     _shared_prefix(p["app_dir"], p["shared_paths"], p["data_dir"])
     bfd = rfs.open_at(root_fd, "builds")
     with rfs.opened(bfd):
-        sfd = rfs.open_at(bfd, rid)
+        sfd = rfs.open_at(bfd, name)
         with rfs.opened(sfd):
             owner = os.fstat(sfd).st_uid
             if owner != uid:
                 raise rfs.ReleaseError(
-                    f"builds/{rid}: owned by uid {owner}, not the build's user ({p['user']})"
+                    f"builds/{name}: owned by uid {owner}, not the build's user ({p['user']})"
                 )
             # The whole build is root's before anything of it moves: a part of it cannot
             # be swapped for a link on the way.
@@ -583,16 +680,16 @@ def _takeover(
                     pfd = -1
                 if pfd < 0 or rfs.lstat_at(pfd, parts[-1]) is None:
                     raise rfs.ReleaseError(
-                        f"incomplete build in builds/{rid}: no {subdir} (Next.js writes it with"
+                        f"incomplete build in builds/{name}: no {subdir} (Next.js writes it with"
                         " output: 'standalone' in next.config)"
                     )
                 with rfs.opened(pfd):
                     os.rename(parts[-1], rid, src_dir_fd=pfd, dst_dir_fd=releases_fd)
         if parts:
             # What the release does not take: the build's own dependencies and sources.
-            rfs.remove_tree(bfd, rid)
+            rfs.remove_tree(bfd, name)
         else:
-            os.rename(rid, rid, src_dir_fd=bfd, dst_dir_fd=releases_fd)
+            os.rename(name, rid, src_dir_fd=bfd, dst_dir_fd=releases_fd)
     path = _path(root_fd, f"releases/{rid}")
     rfs.drop_outside_links(path, report)
     rfd = rfs.open_at(releases_fd, rid)
@@ -677,7 +774,7 @@ def main() -> None:
             "action": {
                 "type": "str",
                 "required": True,
-                "choices": ["read", "stage", "takeover", "switch"],
+                "choices": ["read", "stage", "takeover", "switch", "pack"],
             },
             "app_root": {"type": "path", "required": True},
             "release_id": {"type": "str", "default": ""},
@@ -693,10 +790,12 @@ def main() -> None:
             "finished": {"type": "bool", "default": False},
             "keep": {"type": "int", "default": 5},
             "log_dir": {"type": "str", "default": ""},
+            "build_dir": {"type": "str", "default": ""},
             # The host's copy of src: the action plugin sets it.
             "archive": {"type": "path", "default": ""},
             "git_dir": {"type": "path", "default": ""},
             "git_commit": {"type": "str", "default": ""},
+            "checksum": {"type": "str", "default": ""},
         },
         mutually_exclusive=[("archive", "git_dir")],
         supports_check_mode=True,

@@ -573,6 +573,29 @@ def test_stage_keeps_only_the_newest_failed_build(app_root, tmp_path):
     assert sorted(p.name for p in (app_root / "builds").iterdir()) == ["f3", "r4"]
 
 
+def test_releases_built_in_one_build_dir_each_become_their_own_release(app_root, tmp_path):
+    """The role builds every release in builds/build (Next.js derives Server Action ids from
+    the path it builds in): each take-over moves it to releases/<id>, and the next stage
+    starts it anew."""
+    for rid in ("s1", "s2"):
+        rc, out = module("stage", app_root, tmp_path, release_id=rid, build_dir="build")
+        assert rc == 0 and out["build_path"] == str(app_root / "builds" / "build"), out
+        rel = app_root / "builds" / "build"
+        fake_build(rel, build_id=f"id-{rid}")
+        as_app(rel)
+        rc, out = takeover(app_root, tmp_path, rid, build_dir="build")
+        assert rc == 0 and out["build_id"] == f"id-{rid}", out
+        assert not rel.exists()
+    assert sorted(p.name for p in (app_root / "releases").iterdir()) == ["s1", "s2"]
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", ".", ".hidden"])
+def test_a_build_dir_that_is_no_name_is_refused(app_root, tmp_path, bad):
+    rc, out = module("stage", app_root, tmp_path, release_id="s3", build_dir=bad)
+    assert rc != 0 and "build_dir must be a name" in out["msg"], out
+    assert not (app_root / "builds").exists()
+
+
 # --- output: 'standalone' -------------------------------------------------------------------
 
 
@@ -769,3 +792,89 @@ def test_a_shared_path_leading_elsewhere_is_refused(app_root, tmp_path, bad):
     # Refused before the take-over changed anything: the build is still the app user's.
     assert (app_root / "builds" / "r1").stat().st_uid == _uid()
     assert not (app_root / "releases" / "r1").exists()
+
+
+# --- one build for the fleet (issue 19): pack on the host that built, ship to the others --------
+
+
+@pytest.fixture
+def other_root(base: Path) -> Path:
+    """A second app server's app_root (here beside the first: another directory)."""
+    root = base / "other"
+    (root / "shared" / "cache").mkdir(parents=True)
+    (root / "shared" / "data").mkdir()
+    os.chown(root / "shared" / "data", _uid(), _gid())
+    return root
+
+
+def test_a_packed_release_is_taken_over_on_another_host_as_if_built_there(
+    app_root, other_root, tmp_path
+):
+    assert _built_with_shared(app_root, tmp_path, "r1")[0] == 0
+    rc, out = module("pack", app_root, tmp_path, release_id="r1", user="")
+    assert rc != 0 and "user is required" in out["msg"], out
+    rc, out = module("pack", app_root, tmp_path, user=APP, release_id="r1")
+    assert rc == 0 and out["changed"], out
+    # releases/ keeps the app's group: the app user still reaches its release.
+    assert (app_root / "releases").stat().st_gid == _gid()
+    art = out["artifact"]
+    path = Path(art["path"])
+    assert path == app_root / "artifacts" / "r1.tar.gz"
+    st = path.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
+    assert art["size"] == st.st_size and len(art["sha256"]) == 64
+    names = subprocess.run(
+        ["tar", "-tzf", str(path)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "./.next/BUILD_ID" in names and "./server.js" in names
+    assert not any(n.endswith((".hardenkit.env", ".hardenkit-release.json")) for n in names)
+    # Packing again changes nothing; the checksum is the same.
+    rc, again = module("pack", app_root, tmp_path, user=APP, release_id="r1")
+    assert rc == 0 and not again["changed"] and again["artifact"] == art
+    # The other host: staged from the archive (checked), taken over like its own build.
+    rc, out = module(
+        "stage", other_root, tmp_path, release_id="r1", archive=str(path), checksum=art["sha256"]
+    )
+    assert rc == 0, out
+    assert (other_root / "builds" / "r1").stat().st_uid == _uid()
+    rc, out = takeover(
+        other_root,
+        tmp_path,
+        "r1",
+        data_dir=str(other_root / "shared" / "data"),
+        shared_paths=["public/uploads", "data"],
+    )
+    assert rc == 0 and out["build_id"] == "b1d_abc-123", out
+    rel = other_root / "releases" / "r1"
+    assert all(p.lstat().st_uid == 0 for p in [rel, *rel.rglob("*")])
+    # Its own links into its own data directory, its own environment file and marker.
+    data = other_root / "shared" / "data"
+    assert os.readlink(rel / ".next" / "cache") == str(data / "next-cache")
+    assert os.readlink(rel / "public" / "uploads") == str(data / "public" / "uploads")
+    assert (rel / ".hardenkit.env").read_text() == 'SECRET_KEY="value"\n'
+    assert json.loads((rel / ".hardenkit-release.json").read_text())["id"] == "r1"
+
+
+def test_an_archive_whose_checksum_differs_is_refused_before_unpacking(
+    app_root, other_root, tmp_path
+):
+    assert built(app_root, tmp_path, "r1")[0] == 0
+    rc, out = module("pack", app_root, tmp_path, user=APP, release_id="r1")
+    art = out["artifact"]
+    rc, out = module(
+        "stage", other_root, tmp_path, release_id="r1", archive=art["path"], checksum="0" * 64
+    )
+    assert rc != 0 and "sha256" in out["msg"] and "nothing unpacked" in out["msg"], out
+    assert list((other_root / "builds" / "r1").iterdir()) == []
+
+
+def test_only_a_finished_release_is_packed_and_only_the_newest_archive_kept(app_root, tmp_path):
+    stage(app_root, tmp_path, "r0")
+    (app_root / "releases").mkdir(exist_ok=True)
+    (app_root / "releases" / "r0").mkdir()
+    rc, out = module("pack", app_root, tmp_path, user=APP, release_id="r0")
+    assert rc != 0 and "no finished build" in out["msg"], out
+    for rid in ("r1", "r2"):
+        assert built(app_root, tmp_path, rid)[0] == 0
+        assert module("pack", app_root, tmp_path, user=APP, release_id=rid)[0] == 0
+    assert [p.name for p in (app_root / "artifacts").iterdir()] == ["r2.tar.gz"]
