@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
+    actions_key_error,
     hook_errors,
     is_list,
     release_hooks,
@@ -103,4 +104,5 @@ class FilterModule:
             "shared_path_errors": shared_path_errors,
             "release_hook_errors": hook_errors,
             "release_hooks": release_hooks,
+            "actions_key_error": actions_key_error,
         }

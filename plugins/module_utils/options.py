@@ -174,6 +174,23 @@ def shared_path_errors(paths: Any, name: str, dist_dir: str) -> list[str]:
     return out
 
 
+# Next.js's Server Actions key: an AES key of 128, 192 or 256 bits, base64-encoded.
+ACTIONS_KEY_RE = re.compile(r"\A(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
+
+
+def actions_key_error(key: Any, name: str) -> str:
+    """What is wrong with ``key`` as NEXT_SERVER_ACTIONS_ENCRYPTION_KEY ('' when nothing):
+    base64 of 16, 24 or 32 bytes. The message names ``name``, never the value."""
+    if isinstance(key, str) and ACTIONS_KEY_RE.match(key):
+        size = len(key) // 4 * 3 - key.count("=")
+        if size in (16, 24, 32):
+            return ""
+    return (
+        f"{name} must be an AES key of 16, 24 or 32 bytes in base64 (e.g. the output of"
+        " `openssl rand -base64 32`), or be left out for the kit to keep one"
+    )
+
+
 HOOK_PHASES = ("before_switch", "after_switch")
 HOOK_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}\Z")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import (
@@ -9,6 +11,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.findings import 
 )
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.options import (
     OptionError,
+    actions_key_error,
     hook_errors,
     merge_thresholds,
     release_hooks,
@@ -155,3 +158,27 @@ def test_hooks_that_cannot_run_are_refused_by_entry(hooks, words):
     errors = hook_errors(hooks, "app_release_hooks")
     assert len(errors) == 1 and errors[0].startswith("app_release_hooks"), errors
     assert words in errors[0], errors
+
+
+@pytest.mark.parametrize(
+    "key",
+    [base64.b64encode(bytes(range(n))).decode() for n in (16, 24, 32)],
+)
+def test_server_actions_keys_of_aes_sizes_pass(key):
+    assert actions_key_error(key, "app_env.K") == ""
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        base64.b64encode(b"x" * 20).decode(),  # 160 bits: no AES key
+        "not base64 at all!",
+        base64.b64encode(bytes(32)).decode()[:-1],  # cut short
+        "",
+        32,
+    ],
+)
+def test_other_server_actions_keys_are_refused_without_their_value(key):
+    message = actions_key_error(key, "app_env.K")
+    assert message.startswith("app_env.K must be an AES key") and "openssl rand" in message
+    assert not (isinstance(key, str) and key and key in message)
