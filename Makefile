@@ -20,14 +20,14 @@ export HARDENKIT_NODE_MIRROR ?= http://127.0.0.1:48021/
 # Every Molecule scenario; `make test` runs them all.
 SCENARIOS := default rollback broken_server faults cluster hostile_app bare_host apps
 
-.PHONY: help setup system venv docker images mirror lint unit integration molecule molecule-check molecule-up test test-quick demo demo-clean clean bench-diagnose bench-fleet bench-apps bench
+.PHONY: help setup system venv docker images mirror lint unit integration molecule molecule-check molecule-up test test-quick demo demo-clean clean bench-diagnose bench-fleet bench-apps bench-rollout bench
 
 help:
 	@echo "make demo        harden a local Docker container playing the broken server, show the report"
 	@echo "make demo-clean  remove the demo container"
 	@echo "make test        lint, unit and integration tests, every Molecule scenario ($(SCENARIOS))"
 	@echo "make test-quick  lint, unit and integration tests and the default scenario"
-	@echo "make lint | unit | integration | molecule SCENARIOS=default | bench | bench-diagnose | bench-fleet | bench-apps"
+	@echo "make lint | unit | integration | molecule SCENARIOS=default | bench | bench-diagnose | bench-fleet | bench-apps | bench-rollout"
 
 setup: system venv docker images mirror
 
@@ -120,6 +120,11 @@ bench-diagnose: venv
 
 bench-fleet: venv images
 	$(BIN)/python bench/fleet_bench.py --hosts 10 --rounds 3
+
+# Issue 19: a rolling deploy of two app servers behind a load balancer, one build for the
+# fleet against a build on each host (bench/README.md, "make bench-rollout").
+bench-rollout: venv images mirror
+	$(BIN)/python bench/rollout_bench.py
 
 # Issue 18: idempotent run and redeploy of the npm, yarn 4 and pnpm 9 test apps, one fresh
 # container each (bench/README.md, "make bench-apps").

@@ -71,9 +71,10 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
-def start_container(name: str) -> None:
+def start_container(name: str, image: str = IMAGE, network: str = "") -> None:
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    argv = ["docker", "run", "-d", "--name", name, "--hostname", name, *RUN_ARGS, IMAGE]
+    argv = ["docker", "run", "-d", "--name", name, "--hostname", name, *RUN_ARGS]
+    argv += [f"--network={network}", image] if network else [image]
     proc = subprocess.run(
         [*argv, "/lib/systemd/systemd"], capture_output=True, text=True, check=False
     )
