@@ -185,6 +185,11 @@ CASES = [
         {"app_release_shared_paths": ["node_modules"]},
         "app_release_shared_paths[0] (node_modules) is the build's or the kit's own",
     ),
+    (
+        "server-actions-key-too-short",
+        {"app_env": {"NEXT_SERVER_ACTIONS_ENCRYPTION_KEY": "c2hvcnQta2V5"}},
+        "app_env.NEXT_SERVER_ACTIONS_ENCRYPTION_KEY must be an AES key of 16, 24 or 32 bytes",
+    ),
     ("app-env-not-a-mapping", {"app_env": "DATABASE_URL=x"}, "app_env"),
     ("app-env-bad-key", {"app_env": {"BAD-KEY": "x"}}, "app_env"),
     (
