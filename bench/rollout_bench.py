@@ -146,6 +146,7 @@ def deploy_under_load(work: Path, label: str, once: bool) -> dict[str, Any]:
         "--unit=hk-bench-load",
         "--collect",
         "--quiet",
+        "python3",
         "/usr/local/bin/hk-load-loop",
         "http://127.0.0.1/",
         "/var/tmp/bench-load.json",
@@ -171,6 +172,8 @@ def deploy_under_load(work: Path, label: str, once: bool) -> dict[str, Any]:
             load = json.loads(got.stdout)
             break
         time.sleep(1)
+    if not load.get("requests"):
+        raise RuntimeError(f"the request loop on {LB} left no result for {label}")
     out.update({"label": label, "build_once": once, "load": load})
     return out
 
