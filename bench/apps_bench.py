@@ -125,21 +125,23 @@ def write_inventory(path: Path, host: str, app_src: Path, reports: Path, extra: 
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def playbook(work: Path, host: str, step: str, name: str) -> dict[str, Any]:
-    """One timed ansible-playbook run; its output goes to <work>/logs/<host>-<step>.log."""
+def run_logged(
+    work: Path, logname: str, name: str, extra: tuple[str, ...] = ()
+) -> tuple[int, float, str, Path]:
+    """One timed ansible-playbook run with <work>/inventory.json, its output in
+    <work>/logs/<logname>.log: (rc, seconds, output, log file)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     env["ANSIBLE_COLLECTIONS_PATH"] = str(ROOT / "collections")
     env["ANSIBLE_FORCE_COLOR"] = "0"
     # A fact cache of this run's own: a container of the same name an hour ago is another host.
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(work / "facts")
-    logfile = work / "logs" / f"{host}-{step}.log"
+    logfile = work / "logs" / f"{logname}.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()[0]
     t0 = time.monotonic()
     with logfile.open("w") as fh:
         rc = subprocess.run(
-            ["ansible-playbook", "-i", str(work / "inventory.json"), name],
+            ["ansible-playbook", "-i", str(work / "inventory.json"), name, *extra],
             cwd=ROOT,
             env=env,
             stdout=fh,
@@ -147,7 +149,13 @@ def playbook(work: Path, host: str, step: str, name: str) -> dict[str, Any]:
             check=False,
         ).returncode
     seconds = round(time.monotonic() - t0, 1)
-    text = logfile.read_text(errors="replace")
+    return rc, seconds, logfile.read_text(errors="replace"), logfile
+
+
+def playbook(work: Path, host: str, step: str, name: str) -> dict[str, Any]:
+    """One timed ansible-playbook run; its output goes to <work>/logs/<host>-<step>.log."""
+    load = os.getloadavg()[0]
+    rc, seconds, text, logfile = run_logged(work, f"{host}-{step}", name)
     recap = re.search(
         rf"^{re.escape(host)}\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
         text,

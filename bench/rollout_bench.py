@@ -37,7 +37,7 @@ from typing import Any
 
 # The containers of `make bench-apps` and the strategy and commit reading of `make bench`
 # (this directory is on sys.path).
-from apps_bench import start_container, uptime
+from apps_bench import run_logged, start_container, uptime
 from serve_bench import BUILD_TIME, configured_strategy, kit_commit, log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,27 +88,9 @@ def write_inventory(work: Path, app_src: Path) -> None:
 
 
 def playbook(work: Path, step: str, name: str, extra: list[str]) -> dict[str, Any]:
-    """One timed ansible-playbook run; its output goes to <work>/logs/<step>.log."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(ROOT / "collections")
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
-    env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(work / "facts")
-    logfile = work / "logs" / f"{step}.log"
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    with logfile.open("w") as fh:
-        rc = subprocess.run(
-            ["ansible-playbook", "-i", str(work / "inventory.json"), name, *extra],
-            cwd=ROOT,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            check=False,
-        ).returncode
-    seconds = round(time.monotonic() - t0, 1)
-    text = logfile.read_text(errors="replace")
+    """One timed ansible-playbook run (profile_tasks' lines: ansible.cfg); its output goes to
+    <work>/logs/<step>.log."""
+    rc, seconds, text, logfile = run_logged(work, step, name, tuple(extra))
     builds = [float(x) for x in BUILD_TIME.findall(text)]
     ships = [float(x) for x in SHIP_TIME.findall(text)]
     failed = [h for h, unreachable, fail in RECAP.findall(text) if int(unreachable) or int(fail)]

@@ -30,6 +30,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils.nodeversion impo
     resolve,
     tarball_name,
 )
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.srctree import file_digest
 
 _EXACT = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
@@ -43,14 +44,10 @@ def _read(path: str) -> str | None:
 
 
 def _sha256(path: str) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        return file_digest(path)
     except FileNotFoundError:
         return None
-    return digest.hexdigest()
 
 
 def _write(path: str, data: bytes) -> None:

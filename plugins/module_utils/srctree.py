@@ -198,7 +198,7 @@ def tree_entries(root: str, excludes: Iterable[str]) -> list[tuple[str, str]]:
         if stat.S_ISLNK(st.st_mode):
             digest = "link:" + os.readlink(path)
         elif stat.S_ISREG(st.st_mode):
-            digest = _file_digest(path) + (":x" if st.st_mode & 0o111 else "")
+            digest = file_digest(path) + (":x" if st.st_mode & 0o111 else "")
         else:
             continue
         entries.append((rel, digest))
@@ -206,7 +206,8 @@ def tree_entries(root: str, excludes: Iterable[str]) -> list[tuple[str, str]]:
     return entries
 
 
-def _file_digest(path: str) -> str:
+def file_digest(path: str) -> str:
+    """A file's sha256, hex."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

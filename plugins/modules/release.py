@@ -209,7 +209,6 @@ takeover:
 """
 
 import grp
-import hashlib
 import os
 import pwd
 import stat
@@ -223,6 +222,7 @@ from ansible_collections.hardenkit.nodeapp.plugins.module_utils import releasefs
 from ansible_collections.hardenkit.nodeapp.plugins.module_utils.nextbuild import (
     check_next_build,
 )
+from ansible_collections.hardenkit.nodeapp.plugins.module_utils.srctree import file_digest
 
 MARKER = ".hardenkit-release.json"
 ENV_FILE = ".hardenkit.env"
@@ -550,7 +550,7 @@ def _stage_logs_and_source(
     }
     if p["archive"]:
         if p["checksum"]:
-            got = _sha256(p["archive"])
+            got = file_digest(p["archive"])
             if got != p["checksum"].lower():
                 raise rfs.ReleaseError(
                     f"the archive's sha256 is {got}, not {p['checksum']}: refused, nothing unpacked"
@@ -577,14 +577,6 @@ def _stage_logs_and_source(
             raise rfs.ReleaseError(
                 f"exporting {p['git_commit']} failed: {_text(git_err)} {_text(done.stderr)}"
             )
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 ARTIFACTS = "artifacts"
@@ -639,7 +631,10 @@ def _pack(root_fd: int, releases_fd: int, rid: str, uid: int, check: bool) -> di
                 rfs.remove_tree(afd, old)
         path = _path(root_fd, f"{ARTIFACTS}/{name}")
         size = os.stat(name, dir_fd=afd, follow_symlinks=False).st_size
-    return {"changed": changed, "artifact": {"path": path, "size": size, "sha256": _sha256(path)}}
+    return {
+        "changed": changed,
+        "artifact": {"path": path, "size": size, "sha256": file_digest(path)},
+    }
 
 
 def _text(data: bytes) -> str:
