@@ -29,11 +29,24 @@ ENV = {
 }
 
 
+# What the role puts under app_env for every release (vars/main.yml,
+# __app_release_identity_env): the release id and the app's Server Actions key.
+IDENTITY = {
+    "NEXT_DEPLOYMENT_ID": "0123abcd4567",
+    "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+}
+
+
 def render_env(env: dict[str, str]) -> str:
     """.hardenkit.env as the role writes it (templates/app.env.j2)."""
     source = (ROOT / "roles" / "app_release" / "templates" / "app.env.j2").read_text()
     templar = Templar(
-        loader=DataLoader(), variables={"app_env": env, "ansible_managed": "Ansible managed"}
+        loader=DataLoader(),
+        variables={
+            "app_env": env,
+            "__app_release_identity_env": IDENTITY,
+            "ansible_managed": "Ansible managed",
+        },
     )
     return templar.template(trusted(source))
 
@@ -74,7 +87,7 @@ def test_m10_the_gate_reads_the_environment_as_pm2_does(tmp_path: Path):
         text=True,
         check=True,
     )
-    assert json.loads(pm2.stdout) == ENV
+    assert json.loads(pm2.stdout) == {**IDENTITY, **ENV}
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
@@ -111,4 +124,14 @@ def test_the_names_pm2_service_compares_are_those_node_reads(tmp_path: Path):
         text=True,
         check=True,
     )
-    assert read_env_file(str(env_file)) == set(json.loads(out.stdout)) == {*ENV, "X_2"}
+    assert read_env_file(str(env_file)) == set(json.loads(out.stdout)) == {*ENV, *IDENTITY, "X_2"}
+
+
+def test_app_env_wins_over_the_release_identity():
+    """app_env may set the deployment id or the Server Actions key itself: its value, once."""
+    text = render_env({"NEXT_DEPLOYMENT_ID": "mine"})
+    lines = [line for line in text.splitlines() if line.startswith("NEXT_")]
+    assert lines == [
+        'NEXT_DEPLOYMENT_ID="mine"',
+        f'NEXT_SERVER_ACTIONS_ENCRYPTION_KEY="{IDENTITY["NEXT_SERVER_ACTIONS_ENCRYPTION_KEY"]}"',
+    ]
