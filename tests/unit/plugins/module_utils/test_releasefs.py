@@ -79,13 +79,18 @@ def victim(base: Path) -> Path:
     return v
 
 
-@pytest.fixture
-def app_root(base: Path) -> Path:
-    root = base / "app"
+def _app_root(base: Path, name: str) -> Path:
+    """An app_root as the role leaves it: shared/cache, and shared/data the app user's."""
+    root = base / name
     (root / "shared" / "cache").mkdir(parents=True)
     (root / "shared" / "data").mkdir()
     os.chown(root / "shared" / "data", _uid(), _gid())
     return root
+
+
+@pytest.fixture
+def app_root(base: Path) -> Path:
+    return _app_root(base, "app")
 
 
 def module(action: str, app_root: Path, tmp_path: Path, **kw) -> tuple[int, dict]:
@@ -800,11 +805,7 @@ def test_a_shared_path_leading_elsewhere_is_refused(app_root, tmp_path, bad):
 @pytest.fixture
 def other_root(base: Path) -> Path:
     """A second app server's app_root (here beside the first: another directory)."""
-    root = base / "other"
-    (root / "shared" / "cache").mkdir(parents=True)
-    (root / "shared" / "data").mkdir()
-    os.chown(root / "shared" / "data", _uid(), _gid())
-    return root
+    return _app_root(base, "other")
 
 
 def test_a_packed_release_is_taken_over_on_another_host_as_if_built_there(
